@@ -1,0 +1,25 @@
+"""The ``sigerec`` command line (Typer): data, train, evaluate, compare, models, demo."""
+
+from __future__ import annotations
+
+import typer
+
+from sigerec.cli.data_commands import data_app
+from sigerec.cli.run_commands import register_run_commands
+
+app = typer.Typer(
+    help="sigerec: train, evaluate and compare graph-based multimodal recommenders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+register_run_commands(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

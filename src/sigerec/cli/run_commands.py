@@ -1,0 +1,147 @@
+"""Commands that train and inspect runs: train, evaluate, compare, models, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from sigerec.cli.errors import report_errors, warn
+from sigerec.config import parse_set_options
+from sigerec.errors import SigerecError
+
+console = Console()
+
+
+def _progress(config, quiet: bool):
+    from sigerec.training.progress import RichProgress, SilentProgress
+
+    if quiet:
+        return SilentProgress()
+    return RichProgress(config.training.epochs, config.training.valid_metric)
+
+
+def _print_summary(run_path: Path, summary: dict) -> None:
+    from sigerec.evaluation.report import format_table, run_row
+
+    console.print(f"run folder: {run_path}")
+    console.print(format_table([run_row(run_path)]), highlight=False)
+
+
+@report_errors
+def train_command(
+    data: Annotated[Optional[str], typer.Option("--data", help="Dataset folder (MMRec format) or a built-in name: baby.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model name, see `sigerec models`.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of settings (MMRec key names).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a setting: key=value (repeatable).")] = [],
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 999, as MMRec).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum number of epochs (default 1000).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu (default) or cuda.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a model with early stopping on valid Recall@20, then test the best epoch.
+
+    Example: sigerec train --data baby --model lightgcn --set n_layers=2 --seed 1
+
+    Every run writes RUNS_DIR/<model>-<dataset>-<time>/ with config.yaml, metrics.jsonl,
+    checkpoints/{best,last}.pt and summary.json. An interrupted run continues with
+    `sigerec train --resume RUN_DIR` and ends with the same metrics.
+    """
+    from sigerec.training import runner
+
+    if resume is not None:
+        run_config = runner.load_run_config(runner.RunDirectory.existing(resume))
+        with _progress(run_config, quiet) as progress:
+            run, summary = runner.resume(resume, progress=progress, warn=warn)
+    else:
+        if data is None or model is None:
+            raise SigerecError("give --data and --model (or --resume RUN_DIR); see `sigerec train --help`.")
+        flags = {"seed": seed, "epochs": epochs, "device": device}
+        run_config = runner.resolve_config(model, data, config, parse_set_options(set_), flags)
+        with _progress(run_config, quiet) as progress:
+            run, summary = runner.train(run_config, out, progress=progress, warn=warn)
+    _print_summary(run.path, summary)
+
+
+@report_errors
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `sigerec train`.")],
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown or csv.")] = "text",
+) -> None:
+    """Re-evaluate a run's saved weights on valid and test (all metrics, all K).
+
+    Example: sigerec evaluate runs/lightgcn-baby-20261126-101500
+    """
+    from sigerec.evaluation.report import format_table
+    from sigerec.training.runner import evaluate_run
+
+    if checkpoint not in {"best", "last"}:
+        raise SigerecError(f"--checkpoint must be best or last, got {checkpoint!r}.")
+    results = evaluate_run(run_dir, checkpoint, warn=warn)
+    rows = [{"split": split, **metrics} for split, metrics in results.items()]
+    typer.echo(format_table(rows, fmt), nl=False)
+
+
+@report_errors
+def compare_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown or csv.")] = "text",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "recall@10,recall@20,ndcg@10,ndcg@20",
+    split: Annotated[str, typer.Option(help="test or valid.")] = "test",
+) -> None:
+    """A table of finished runs: metrics at the best-valid epoch and timings.
+
+    Example: sigerec compare runs/* --format markdown
+    """
+    from sigerec.evaluation.report import format_table, run_row
+
+    wanted = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    rows = [run_row(path, wanted, split) for path in run_dirs]
+    typer.echo(format_table(rows, fmt), nl=False)
+
+
+@report_errors
+def models_command() -> None:
+    """List the registered models, one line each: name and the first docstring line."""
+    from sigerec.models import get_model_class, model_names
+
+    for name in model_names():
+        doc = (get_model_class(name).__doc__ or "").strip().splitlines()
+        console.print(f"{name:<10} {doc[0] if doc else ''}", highlight=False)
+
+
+@report_errors
+def demo_command(
+    epochs: Annotated[int, typer.Option(help="Epoch cap per model (bounds the demo's time).")] = 40,
+    out: Annotated[Path, typer.Option(help="Folder for the demo's runs.")] = Path("runs/demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train LightGCN and BPR on the built-in Amazon Baby data and compare them.
+
+    Example: sigerec demo --epochs 20
+    """
+    from sigerec.evaluation.report import format_table, run_row
+    from sigerec.training import runner
+
+    rows = []
+    for model in ("bpr", "lightgcn"):
+        console.print(f"[bold]training {model} on the built-in Baby data (at most {epochs} epochs)[/]")
+        run_config = runner.resolve_config(model, "baby", flags={"epochs": epochs})
+        with _progress(run_config, quiet) as progress:
+            run, _ = runner.train(run_config, out, progress=progress, warn=warn)
+        rows.append(run_row(run.path))
+    console.print("\n[bold]Test metrics at the best valid epoch (Amazon Baby, LATTICE split, no content features)[/]")
+    typer.echo(format_table(rows, "text"), nl=False)
+
+
+def register_run_commands(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("compare")(compare_command)
+    app.command("models")(models_command)
+    app.command("demo")(demo_command)

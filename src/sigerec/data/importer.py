@@ -1,0 +1,459 @@
+"""Turn a user's interaction file into an MMRec dataset folder (``sigerec data import``).
+
+Reads CSV (delimiter sniffed), TSV, Parquet or RecBole atomic files, then applies the same
+steps as MMRec's preprocessing notebooks, in the same order: rating filter, duplicate
+pairs, iterative k-core, ids renumbered from 0 in order of first appearance (maps saved as
+``u_id_mapping.csv``/``i_id_mapping.csv``), per-user split. The result is written as
+``<name>.inter`` so that :func:`sigerec.data.atomic.load_dataset` reads it. Every problem
+with the input is a :class:`SigerecError` naming the file, line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sigerec.data.atomic import ITEM_COLUMN, LABEL_COLUMN, SPLIT_LABELS, USER_COLUMN
+from sigerec.data.kcore import kcore_filter
+from sigerec.data.splitting import (
+    UNRECOGNISED_LABEL,
+    SplitMethod,
+    SplitResult,
+    labels_from_column,
+    mmrec_split,
+    temporal_leave_one_out_split,
+)
+from sigerec.errors import SigerecError
+
+USER_MAP_FILE = "u_id_mapping.csv"  # same names as MMRec's own folders
+ITEM_MAP_FILE = "i_id_mapping.csv"
+RAW_ID_COLUMN = "raw_id"
+RATING_COLUMN = "rating"
+TIME_COLUMN = "timestamp"
+DEFAULT_LABEL_COLUMN = LABEL_COLUMN
+DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+# RecBole atomic headers carry the field type: ``user_id:token``, ``rating:float``.
+RECBOLE_TYPE_SUFFIX = re.compile(r":(token|token_seq|float|float_seq)$")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What to read from the source file and how to filter and split it."""
+
+    user_col: str
+    item_col: str
+    time_col: str | None = None
+    rating_col: str | None = None
+    min_rating: float | None = None
+    label_col: str | None = None  # only for SplitMethod.NONE; default x_label
+    split: SplitMethod = SplitMethod.MMREC
+    seed: int = 0
+    min_user_interactions: int = 0
+    min_item_interactions: int = 0
+    sep: str | None = None  # None: sniff comma, tab or semicolon from the header
+
+
+@dataclass
+class ImportSummary:
+    """What the import read, dropped and wrote; the CLI prints it."""
+
+    source: Path
+    interaction_file: Path
+    options: ImportOptions
+    rows_read: int
+    dropped_below_min_rating: int = 0
+    dropped_duplicates: int = 0
+    dropped_by_kcore: int = 0
+    n_users: int = 0
+    n_items: int = 0
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def interactions(self) -> int:
+        return sum(self.split_sizes.values())
+
+    def dropped_text(self) -> str:
+        """E.g. '44,625 below --min-rating 4, 0 repeated pairs, 0 by k-core'."""
+        parts = []
+        if self.options.min_rating is not None:
+            parts.append(f"{self.dropped_below_min_rating:,} below --min-rating {self.options.min_rating:g}")
+        parts.append(f"{self.dropped_duplicates:,} repeated pairs")
+        parts.append(f"{self.dropped_by_kcore:,} by k-core")
+        return ", ".join(parts)
+
+
+@dataclass
+class RawTable:
+    """The source file as string columns, with each row's place in the file for messages."""
+
+    path: Path
+    frame: pd.DataFrame  # every column str, missing values ""
+    positions: np.ndarray  # [n_rows] 1-based line (text, header = line 1) or row (Parquet)
+    unit: str  # "line" or "row"
+
+    def where(self, row: int, column: str) -> str:
+        return f"{self.path}, {self.unit} {self.positions[row]}, column '{column}'"
+
+
+def import_interactions(
+    source: str | Path, out_dir: str | Path, options: ImportOptions, name: str | None = None, force: bool = False
+) -> ImportSummary:
+    """Read, filter, renumber and split ``source``; write ``out_dir/<name>.inter`` and the id maps."""
+    source, out_dir = Path(source), Path(out_dir)
+    interaction_file = out_dir / f"{name or out_dir.resolve().name}.inter"
+    _check_options(options)
+    table = read_table(source, options.sep)
+    rows = _interaction_rows(table, options)
+    summary = ImportSummary(source, interaction_file, options, rows_read=len(rows))
+
+    rows = _filter(rows, options, summary)
+
+    # Renumber after filtering, in order of first appearance, as MMRec's 0rating2inter does.
+    user_ids, raw_users = pd.factorize(rows["user"])
+    item_ids, raw_items = pd.factorize(rows["item"])
+    split = _split(rows, user_ids, options)
+    if split.users_only_in_train:
+        summary.warnings.append(
+            f"{split.users_only_in_train} users have fewer than 3 interactions after filtering; all their "
+            "rows stay in train, so they are never evaluated."
+        )
+    summary.split_sizes = {split_name: int((split.labels == label).sum()) for label, split_name in SPLIT_LABELS.items()}
+    _check_splits_not_empty(source, summary.split_sizes, options)
+    summary.n_users, summary.n_items = len(raw_users), len(raw_items)
+
+    output = _output_frame(rows, user_ids, item_ids, split.labels)
+    files = {
+        interaction_file: _tsv(output),
+        out_dir / USER_MAP_FILE: _tsv(pd.DataFrame({RAW_ID_COLUMN: raw_users, USER_COLUMN: range(len(raw_users))})),
+        out_dir / ITEM_MAP_FILE: _tsv(pd.DataFrame({RAW_ID_COLUMN: raw_items, ITEM_COLUMN: range(len(raw_items))})),
+    }
+    summary.warnings.extend(_write_dataset(out_dir, files, force))
+    return summary
+
+
+def read_id_mapping(path: str | Path) -> np.ndarray:
+    """Raw ids (strings, exactly as in the source file) indexed by the new contiguous id."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise SigerecError(f"{path}: cannot be read as an id map ({error}).") from None
+    new_ids = pd.to_numeric(frame.iloc[:, -1], errors="coerce").to_numpy() if frame.shape[1] == 2 else None
+    if frame.columns[0] != RAW_ID_COLUMN or new_ids is None or not np.array_equal(new_ids, np.arange(len(frame))):
+        raise SigerecError(
+            f"{path}: expected two tab-separated columns, '{RAW_ID_COLUMN}' and the new id counting 0, 1, 2, ..."
+        )
+    return frame[RAW_ID_COLUMN].to_numpy(dtype=object)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def read_table(path: Path, sep: str | None = None) -> RawTable:
+    """The file as string columns: Parquet by suffix, otherwise delimited text."""
+    if path.is_dir():
+        raise SigerecError(f"{path}: is a folder; give the interaction file itself (CSV, TSV, Parquet or .inter).")
+    if not path.is_file():
+        raise SigerecError(f"{path}: no such file. Give the path of a CSV, TSV, Parquet or RecBole .inter file.")
+    if path.stat().st_size == 0:
+        raise SigerecError(f"{path}: the file is empty; it needs a header line and interaction rows.")
+    is_parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    table = _read_parquet(path) if is_parquet else _read_text(path, sep)
+    table.frame.columns = [RECBOLE_TYPE_SUFFIX.sub("", str(c).strip()) for c in table.frame.columns]
+    if len(table.frame) == 0:
+        raise SigerecError(f"{path}: the file has a header but no interaction rows.")
+    return table
+
+
+def _read_text(path: Path, sep: str | None) -> RawTable:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            header = handle.readline()
+        delimiter = _delimiter(path, header, sep)
+        frame = pd.read_csv(
+            path,
+            sep=delimiter,
+            engine="c" if len(delimiter) == 1 else "python",  # only the python engine takes "::"
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except UnicodeDecodeError:
+        raise SigerecError(f"{path}: not UTF-8 text. Save it as UTF-8, or name a Parquet file '.parquet'.") from None
+    except pd.errors.ParserError as error:
+        shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        raise SigerecError(
+            f"{path}: cannot be parsed with delimiter {shown} ({str(error).strip()}). "
+            "Check that line's quoting and field count, or force the delimiter with --sep."
+        ) from None
+    except OSError as error:
+        raise SigerecError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    frame = frame.fillna("")
+    # Blank lines are read as empty rows (not skipped) so that row i stays on line i + 2.
+    blank = (frame == "").all(axis=1).to_numpy()
+    positions = np.flatnonzero(~blank) + 2
+    return RawTable(path, frame[~blank].reset_index(drop=True), positions, "line")
+
+
+def _delimiter(path: Path, header: str, sep: str | None) -> str:
+    """``--sep`` if given (``\\t`` or ``tab`` mean a tab), else the most frequent of tab, comma, semicolon in the header."""
+    if sep is not None:
+        return "\t" if sep in {"\\t", "tab", "\t"} else sep
+    counts = {delimiter: header.count(delimiter) for delimiter in DELIMITER_NAMES}
+    best = max(counts, key=counts.get)
+    if counts[best] == 0:
+        raise SigerecError(
+            f"{path}, line 1: the header {header.strip()!r} has a single column; user and item columns "
+            "must be separated by tabs, commas or semicolons (force another delimiter with --sep)."
+        )
+    return best
+
+
+def _read_parquet(path: Path) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise SigerecError(f"{path}: cannot be read as Parquet ({error}).") from None
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        try:
+            # Arrow's cast keeps integer ids integral even with nulls ("7", not "7.0").
+            columns[name] = pc.cast(column, pa.string()).to_pandas()
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            columns[name] = column.to_pandas().astype(str)
+    frame = pd.DataFrame(columns).fillna("").astype(str)
+    return RawTable(path, frame, np.arange(1, len(frame) + 1), "row")
+
+
+# --- validating columns ----------------------------------------------------------------
+
+
+def _interaction_rows(table: RawTable, options: ImportOptions) -> pd.DataFrame:
+    """user, item (str) and the optional rating, timestamp (float) and label columns, validated."""
+    rows = pd.DataFrame(
+        {
+            "user": _ids(table, options.user_col, "--user-col"),
+            "item": _ids(table, options.item_col, "--item-col"),
+        }
+    )
+    if options.rating_col:
+        rows[RATING_COLUMN] = _numbers(table, options.rating_col, "--rating-col")
+    if options.time_col:
+        rows[TIME_COLUMN] = _timestamps(table, options.time_col)
+    if options.split is SplitMethod.NONE:
+        rows[LABEL_COLUMN] = _given_labels(table, options.label_col or DEFAULT_LABEL_COLUMN)
+    return rows
+
+
+def _column(table: RawTable, name: str, option: str) -> pd.Series:
+    """A column by name, or an error suggesting the closest existing name."""
+    columns = [str(c) for c in table.frame.columns]
+    if name in columns:
+        return table.frame[name].astype(str).str.strip()
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    where = f"{table.path}, line 1" if table.unit == "line" else str(table.path)
+    raise SigerecError(f"{where}: no column '{name}' (given by {option}).{hint} The columns are: {', '.join(columns)}.")
+
+
+def _first_bad(table: RawTable, bad: np.ndarray, column: str, values: pd.Series, problem: str) -> SigerecError:
+    """An error naming the first bad row, its value and how many rows share the problem."""
+    row = int(np.flatnonzero(bad)[0])
+    return SigerecError(
+        f"{table.where(row, column)}: {values.iloc[row]!r} {problem}. "
+        f"{int(bad.sum())} row(s) have this problem; fix or remove them."
+    )
+
+
+def _ids(table: RawTable, name: str, option: str) -> pd.Series:
+    """Raw ids kept as strings, so '007' stays '007'."""
+    values = _column(table, name, option)
+    empty = (values == "").to_numpy()
+    if empty.any():
+        raise _first_bad(table, empty, name, values, "is an empty id; every row needs a user and an item")
+    return values
+
+
+def _numbers(table: RawTable, name: str, option: str) -> np.ndarray:
+    values = _column(table, name, option)
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(numeric)
+    if bad.any():
+        raise _first_bad(table, bad, name, values, "is not a number")
+    return numeric
+
+
+def _timestamps(table: RawTable, name: str) -> np.ndarray:
+    """Seconds since 1970: numbers as given, or ISO dates ('2021-03-04T10:00:00') converted."""
+    values = _column(table, name, "--time-col")
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    if np.isfinite(numeric).all():
+        return numeric
+    dates = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+    bad = dates.isna().to_numpy()
+    if bad.any():
+        raise _first_bad(
+            table,
+            bad,
+            name,
+            values,
+            "is neither a number (Unix time) nor an ISO date such as 2021-03-04 or 2021-03-04T10:00:00 "
+            "(the column must hold one kind throughout)",
+        )
+    return ((dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
+
+
+def _given_labels(table: RawTable, name: str) -> np.ndarray:
+    values = _column(table, name, "--label-col (for --split none)")
+    labels = labels_from_column(values)
+    bad = labels == UNRECOGNISED_LABEL
+    if bad.any():
+        raise _first_bad(
+            table,
+            bad,
+            name,
+            values,
+            "is not a split label; --split none needs 0/1/2 or train/valid/test "
+            "(or choose --split mmrec or temporal-loo to make a split)",
+        )
+    return labels
+
+
+def _check_options(options: ImportOptions) -> None:
+    if options.min_rating is not None and not options.rating_col:
+        raise SigerecError("--min-rating needs --rating-col: name the column that holds the ratings.")
+    if options.split is SplitMethod.TEMPORAL_LOO and not options.time_col:
+        raise SigerecError("--split temporal-loo orders each user's rows by time: give --time-col.")
+    if options.min_user_interactions < 0 or options.min_item_interactions < 0:
+        raise SigerecError("--min-user-interactions and --min-item-interactions must be 0 or more.")
+
+
+# --- filtering and splitting ------------------------------------------------------------
+
+
+def _filter(rows: pd.DataFrame, options: ImportOptions, summary: ImportSummary) -> pd.DataFrame:
+    """Rating threshold, then repeated pairs, then k-core (MMRec's order), counting each in ``summary``."""
+    if options.min_rating is not None:
+        keep = rows[RATING_COLUMN].to_numpy() >= options.min_rating
+        summary.dropped_below_min_rating = int((~keep).sum())
+        rows = rows[keep]
+
+    repeated = _repeated_pairs(rows, by_time=options.time_col is not None)
+    summary.dropped_duplicates = int(repeated.sum())
+    rows = rows[~repeated]
+    if summary.dropped_duplicates:
+        earliest = f"the earliest by '{options.time_col}'" if options.time_col else "the first in the file"
+        summary.warnings.append(
+            f"{summary.source}: dropped {summary.dropped_duplicates} repeated (user, item) rows, keeping {earliest}."
+        )
+
+    if options.min_user_interactions > 1 or options.min_item_interactions > 1:
+        core = kcore_filter(
+            pd.factorize(rows["user"])[0],
+            pd.factorize(rows["item"])[0],
+            options.min_user_interactions,
+            options.min_item_interactions,
+        )
+        summary.dropped_by_kcore = core.removed_rows
+        rows = rows[core.keep]
+    if len(rows) == 0:
+        raise SigerecError(
+            f"{summary.source}: no interactions are left after filtering ({summary.rows_read:,} read; "
+            f"dropped {summary.dropped_text()}). "
+            "Lower --min-rating or the --min-user-interactions/--min-item-interactions thresholds."
+        )
+    return rows
+
+
+def _repeated_pairs(rows: pd.DataFrame, by_time: bool) -> np.ndarray:
+    """Rows repeating an earlier (user, item) pair; "earlier" by time when there is a time column."""
+    ordered = rows.sort_values(TIME_COLUMN, kind="stable") if by_time else rows
+    repeated = ordered.duplicated(subset=["user", "item"], keep="first")
+    return repeated.reindex(rows.index).to_numpy()
+
+
+def _split(rows: pd.DataFrame, user_ids: np.ndarray, options: ImportOptions) -> SplitResult:
+    if options.split is SplitMethod.MMREC:
+        return mmrec_split(user_ids, options.seed)
+    if options.split is SplitMethod.TEMPORAL_LOO:
+        return temporal_leave_one_out_split(user_ids, rows[TIME_COLUMN].to_numpy())
+    return SplitResult(labels=rows[LABEL_COLUMN].to_numpy(dtype=np.int8), users_only_in_train=0)
+
+
+def _check_splits_not_empty(source: Path, sizes: dict[str, int], options: ImportOptions) -> None:
+    empty = [name for name, size in sizes.items() if size == 0]
+    if not empty:
+        return
+    if options.split is SplitMethod.NONE:
+        fix = f"the column '{options.label_col or DEFAULT_LABEL_COLUMN}' needs rows of each of train/valid/test (0/1/2)"
+    else:
+        fix = (
+            "no user has the 3 interactions needed for a valid and a test row; lower --min-rating "
+            "or the k-core thresholds"
+        )
+    raise SigerecError(f"{source}: the {options.split.value} split leaves {' and '.join(empty)} empty: {fix}.")
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def _output_frame(rows: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """``userID itemID [rating] [timestamp] x_label``, each user's rows grouped, train first (as MMRec's files)."""
+    output = pd.DataFrame({USER_COLUMN: user_ids, ITEM_COLUMN: item_ids})
+    for optional in (RATING_COLUMN, TIME_COLUMN):
+        if optional in rows:
+            output[optional] = _integers_if_whole(rows[optional].to_numpy())
+    output[LABEL_COLUMN] = labels
+    order = np.lexsort((labels, user_ids))  # stable: within a label, the split's own order is kept
+    return output.iloc[order]
+
+
+def _integers_if_whole(values: np.ndarray) -> np.ndarray:
+    """Write 4 and 881250949 rather than 4.0 and 881250949.0 when nothing is fractional."""
+    return values.astype(np.int64) if np.all(values == np.round(values)) else values
+
+
+def _tsv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8")
+
+
+def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list[str]:
+    """Write the files unless the folder holds a different dataset (then only with ``force``)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SigerecError(f"{out_dir}: exists and is not a folder; choose another --out.")
+    other_inters = [p for p in sorted(out_dir.glob("*.inter")) + sorted(out_dir.glob("*.inter.gz")) if p not in files]
+    changed = [p for p, content in files.items() if p.exists() and p.read_bytes() != content]
+    conflicts = other_inters + changed
+    notes = []
+    if conflicts:
+        if not force:
+            raise SigerecError(
+                f"{out_dir}: already holds a different dataset ({', '.join(p.name for p in conflicts)}). "
+                "Choose another --out folder, or pass --force to replace it."
+            )
+        for path in other_inters:
+            path.unlink()
+        notes.append(f"{out_dir}: replaced the dataset that was there ({', '.join(p.name for p in conflicts)}).")
+        features = sorted(p.name for p in out_dir.glob("*_feat.npy"))
+        if features:
+            notes.append(
+                f"{out_dir}: {', '.join(features)} were made for the old item ids; re-encode them for this dataset."
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, content in files.items():
+        path.write_bytes(content)
+    return notes

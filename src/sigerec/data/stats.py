@@ -1,0 +1,73 @@
+"""Numbers that describe a dataset folder (``sigerec data stats``), as a plain JSON-able dict.
+
+Counts describe the data as the loader hands it to models (after MMRec's drops), plus
+what the loader drops and what models cannot learn: users with held-out rows but no
+training rows (counted in the raw file) and items seen only in valid/test (cold items).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sigerec.data.atomic import (
+    SPLIT_LABELS,
+    dataset_name,
+    drop_like_mmrec,
+    find_interaction_file,
+    load_features,
+    read_interactions,
+)
+from sigerec.data.builtin import resolve_data_path
+from sigerec.data.splitting import TRAIN
+from sigerec.errors import SigerecError
+
+
+def dataset_stats(data: str | Path) -> dict:
+    """Statistics of a dataset folder or built-in dataset name (e.g. ``baby``)."""
+    folder = resolve_data_path(data)
+    path = find_interaction_file(folder)
+    raw_users, raw_items, raw_labels = read_interactions(path)
+    users, items, labels, report = drop_like_mmrec(raw_users, raw_items, raw_labels)
+    if len(users) == 0:
+        raise SigerecError(f"{path}: no user has a training row (x_label 0), so nothing is left to describe.")
+    # Sizes as the loader sets them: the largest id + 1.
+    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
+    rows_per_user = np.bincount(users)
+    rows_per_user = rows_per_user[rows_per_user > 0]
+    return {
+        "name": dataset_name(path),
+        "path": str(path),
+        "users": n_users,
+        "items": n_items,
+        "interactions": len(users),
+        "density": len(users) / (n_users * n_items),
+        **{split: int((labels == label).sum()) for label, split in SPLIT_LABELS.items()},
+        "duplicate_rows_dropped": report.duplicate_pairs,
+        "users_without_train": _users_without_train(raw_users, raw_labels),
+        "cold_items": _cold_items(items, labels),
+        "interactions_per_user_mean": float(rows_per_user.mean()),
+        "interactions_per_user_median": float(np.median(rows_per_user)),
+        "features": _feature_stats(folder, n_items),
+    }
+
+
+def _users_without_train(users: np.ndarray, labels: np.ndarray) -> int:
+    """Users with valid/test rows but no train row; the loader drops their rows."""
+    with_train = np.unique(users[labels == TRAIN])
+    return int(np.setdiff1d(np.unique(users), with_train).size)
+
+
+def _cold_items(items: np.ndarray, labels: np.ndarray) -> int:
+    """Items that appear in valid/test but never in train: no model sees them interacted with."""
+    return int(np.setdiff1d(np.unique(items[labels != TRAIN]), np.unique(items[labels == TRAIN])).size)
+
+
+def _feature_stats(folder: Path, n_items: int) -> dict[str, dict]:
+    """Per modality: dimension, and the share of items whose feature row is not all zeros."""
+    stats = {}
+    for modality, features in load_features(folder, n_items).items():
+        covered = np.any(features != 0, axis=1)
+        stats[modality] = {"dim": int(features.shape[1]), "coverage": float(covered.mean())}
+    return stats

@@ -1,0 +1,53 @@
+"""The contract every model offers to the trainer, the evaluator and (later) serving."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from sigerec.config import ModelConfig
+from sigerec.data.dataset import Dataset
+
+
+class Recommender(nn.Module):
+    """Base class of all models.
+
+    A model is built from the Dataset and its typed config and offers:
+    ``loss(users, positives, negatives)`` for a batch of triples, ``embeddings()`` for
+    the final user and item vectors (dot-product models), and ``score_users(users)`` for
+    full ranking. ``pre_epoch(epoch)`` lets models resample per-epoch structure (e.g.
+    graph pruning) before the batches of that epoch.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
+        super().__init__()
+        self.n_users = dataset.n_users
+        self.n_items = dataset.n_items
+        self.config = config
+        self.device = torch.device(device)
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user vectors [n_users, dim] and item vectors [n_items, dim]."""
+        raise NotImplementedError
+
+    def pre_epoch(self, epoch: int) -> None:
+        """Hook before each training epoch; default: nothing."""
+
+    @torch.no_grad()
+    def scorer(self):
+        """A function users -> scores [len(users), n_items], with embeddings computed once."""
+        user_vectors, item_vectors = self.embeddings()
+        item_vectors_t = item_vectors.t().contiguous()
+
+        def score_users(users: torch.Tensor) -> torch.Tensor:
+            return user_vectors[users.to(user_vectors.device)] @ item_vectors_t
+
+        return score_users

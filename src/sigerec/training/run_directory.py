@@ -1,0 +1,108 @@
+"""The files of one training run: config, per-epoch metrics, checkpoints and summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from sigerec.errors import SigerecError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LAST_CHECKPOINT = "checkpoints/last.pt"
+BEST_CHECKPOINT = "checkpoints/best.pt"
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    """Write through a temporary file and rename, so a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+class RunDirectory:
+    """Paths and atomic reads/writes of one run folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, runs_root: str | Path, model: str, dataset: str) -> RunDirectory:
+        """A new, uniquely named folder ``<root>/<model>-<dataset>-<YYYYmmdd-HHMMSS>[-n]``."""
+        root = Path(runs_root)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = f"{model}-{dataset}-{stamp}"
+        candidate, n = root / base, 1
+        while candidate.exists():
+            n += 1
+            candidate = root / f"{base}-{n}"
+        candidate.mkdir(parents=True)
+        return cls(candidate)
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunDirectory:
+        run = cls(path)
+        if not (run.path / CONFIG_FILE).is_file():
+            raise SigerecError(
+                f"{run.path}: not a run folder (no {CONFIG_FILE}). Give a folder made by `sigerec train`."
+            )
+        return run
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False)
+        _atomic_write_bytes(self.file(CONFIG_FILE), lambda p: p.write_text(text))
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return yaml.safe_load(self.file(CONFIG_FILE).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise SigerecError(f"{self.file(CONFIG_FILE)}: cannot be read ({error}).") from None
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        """Rewrite the per-epoch log from the checkpointed history (exact after a resume)."""
+        text = "".join(json.dumps(record) + "\n" for record in history)
+        _atomic_write_bytes(self.file(METRICS_FILE), lambda p: p.write_text(text))
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.file(METRICS_FILE)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def save_checkpoint(self, name: str, state: dict[str, Any]) -> None:
+        _atomic_write_bytes(self.file(name), lambda p: torch.save(state, p))
+
+    def load_checkpoint(self, name: str, device: str = "cpu") -> dict[str, Any] | None:
+        path = self.file(name)
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location=device, weights_only=False)
+        except Exception as error:  # a truncated or foreign file: say which and what to do
+            raise SigerecError(
+                f"{path}: the checkpoint cannot be read ({error}). Delete it to restart the run."
+            ) from None
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        text = json.dumps(summary, indent=2) + "\n"
+        _atomic_write_bytes(self.file(SUMMARY_FILE), lambda p: p.write_text(text))
+
+    def read_summary(self) -> dict[str, Any] | None:
+        path = self.file(SUMMARY_FILE)
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise SigerecError(f"{path}: cannot be read ({error}).") from None

@@ -1,0 +1,75 @@
+"""Start or resume a run from user-level settings: the one entry point the CLI and
+benchmarks use, so both train exactly the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sigerec.config import RunConfig, read_config_file, resolve_run_config
+from sigerec.data.atomic import load_dataset
+from sigerec.data.builtin import resolve_data_path
+from sigerec.models import get_model_class
+from sigerec.training.run_directory import RunDirectory
+from sigerec.training.trainer import Trainer
+
+
+def resolve_config(
+    model: str,
+    data: str | Path,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Defaults < config file < ``--set`` overrides < explicit flags."""
+    model_class = get_model_class(model)
+    layers = []
+    if config_file is not None:
+        layers.append((str(config_file), read_config_file(config_file)))
+    if overrides:
+        layers.append(("--set", overrides))
+    if flags:
+        layers.append(("command-line flags", {k: v for k, v in flags.items() if v is not None}))
+    return resolve_run_config(model_class.name, str(data), model_class.config_class, layers)
+
+
+def train(config: RunConfig, runs_root: str | Path = "runs", progress=None, warn=None) -> tuple[RunDirectory, dict]:
+    """Train a new run under ``runs_root``; returns its folder and summary."""
+    dataset = load_dataset(resolve_data_path(config.data), warn=warn)
+    run = RunDirectory.create(runs_root, config.model, dataset.name)
+    run.write_config(config.to_dict())
+    trainer = Trainer(config, dataset, run, progress)
+    return run, trainer.fit()
+
+
+def load_run_config(run: RunDirectory) -> RunConfig:
+    saved = run.read_config()
+    return resolve_config(saved["model"], saved["data"], config_file=run.file("config.yaml"))
+
+
+def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory, dict]:
+    """Continue an interrupted run from its last checkpoint (or finish it if it had stopped)."""
+    run = RunDirectory.existing(run_path)
+    config = load_run_config(run)
+    dataset = load_dataset(resolve_data_path(config.data), warn=warn)
+    trainer = Trainer(config, dataset, run, progress)
+    trainer.resume()
+    return run, trainer.fit()
+
+
+def evaluate_run(run_path: str | Path, checkpoint: str = "best", splits=("valid", "test"), warn=None) -> dict[str, dict]:
+    """Re-evaluate a run's saved weights (``best`` or ``last``) on the given splits."""
+    from sigerec.errors import SigerecError
+    from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT
+    from sigerec.training.trainer import build_model, evaluate_split
+
+    run = RunDirectory.existing(run_path)
+    config = load_run_config(run)
+    dataset = load_dataset(resolve_data_path(config.data), warn=warn)
+    name = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}[checkpoint]
+    state = run.load_checkpoint(name, config.training.device)
+    if state is None:
+        raise SigerecError(f"{run.file(name)}: no such checkpoint; the run has not evaluated an epoch yet.")
+    model = build_model(config, dataset)
+    model.load_state_dict(state["model"])
+    return {split: evaluate_split(model, dataset, split, config) for split in splits}

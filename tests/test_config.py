@@ -1,0 +1,60 @@
+import pytest
+
+from sigerec.config import TrainingConfig, parse_set_options, read_config_file
+from sigerec.errors import SigerecError
+from sigerec.training.runner import resolve_config
+
+
+def test_defaults_follow_mmrec_overall_settings():
+    config = resolve_config("lightgcn", "baby")
+    assert config.training == TrainingConfig()
+    assert (config.training.learning_rate, config.training.train_batch_size) == (1e-3, 2048)
+    assert config.training.stopping_step == 20 and config.training.seed == 999
+    assert config.model_params.embedding_size == 64
+
+
+def test_layers_apply_in_order_file_then_set_then_flags(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("n_layers: 3\nlearning_rate: 0.01\nseed: 5\n")
+    config = resolve_config("lightgcn", "baby", path, parse_set_options(["n_layers=1"]), {"seed": 7})
+    assert config.model_params.n_layers == 1
+    assert config.training.learning_rate == 0.01
+    assert config.training.seed == 7
+
+
+def test_unknown_key_suggests_the_closest_known_key():
+    with pytest.raises(SigerecError, match="Did you mean 'n_layers'"):
+        resolve_config("lightgcn", "baby", overrides={"n_layer": 2})
+
+
+def test_wrong_type_names_the_key_and_the_expected_type():
+    with pytest.raises(SigerecError, match="'n_layers' must be int"):
+        resolve_config("lightgcn", "baby", overrides={"n_layers": "two"})
+
+
+def test_valid_metric_must_be_one_of_the_computed_metrics():
+    with pytest.raises(SigerecError, match="valid_metric"):
+        resolve_config("bpr", "baby", overrides={"valid_metric": "recall@30"})
+
+
+def test_set_values_parse_as_yaml_scalars_and_lists():
+    parsed = parse_set_options(["reg_weight=1e-3", "topk=[10,20]", "mask_valid_in_test=true"])
+    config = resolve_config("bpr", "baby", overrides=parsed)
+    assert config.model_params.reg_weight == 1e-3
+    assert config.training.topk == (10, 20)
+    assert config.training.mask_valid_in_test is True
+
+
+def test_saved_run_config_reads_back_to_the_same_config(tmp_path):
+    config = resolve_config("lightgcn", "baby", overrides={"n_layers": 3, "seed": 1})
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    assert read_config_file(path)["n_layers"] == 3
+    assert resolve_config("lightgcn", "baby", path) == config
+
+
+def test_malformed_set_option_is_explained():
+    with pytest.raises(SigerecError, match="key=value"):
+        parse_set_options(["n_layers"])
