@@ -52,7 +52,8 @@ def test_row_restricted_propagation_equals_full_propagation_and_its_gradient(n_l
     full = lightgcn_propagate(to_torch_sparse(adjacency), embeddings, n_layers)[rows]
     (full * weights).sum().backward()
     full_grad, embeddings.grad = embeddings.grad.clone(), None
-    restricted = lightgcn_propagate_rows(to_torch_sparse(adjacency), adjacency, embeddings, n_layers, rows)
+    restricted, ego = lightgcn_propagate_rows(to_torch_sparse(adjacency), adjacency, embeddings, n_layers, rows)
+    assert torch.equal(ego, embeddings[rows])
     (restricted * weights).sum().backward()
     assert torch.allclose(full, restricted, atol=1e-6)
     assert torch.allclose(full_grad, embeddings.grad, atol=1e-6)

@@ -28,44 +28,57 @@ def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``[n, min(k, n_items)]`` of each row's highest scores, best first.
 
     Equal scores rank the lower item id first, also at the top-K boundary, so that
-    results do not depend on the sort algorithm. Rather than sorting the catalogue,
-    a cheap lower bound on each row's K-th score narrows the row to a few candidates
-    (~1.4 K on float scores) that hold every item scoring at least the K-th score;
-    only rows with ties among those pay for a stable sort.
+    results do not depend on the sort algorithm. Nothing sorts the catalogue: on a
+    CPU a cheap bound first narrows each row to the few items that can reach its top
+    K (``torch.topk`` over 7,000 items costs more than the scoring matmul there); on
+    a GPU ``torch.topk`` over the row is fast. Only rows with ties pay for a sort.
     """
     n_rows, n_items = scores.shape
     k = min(k, n_items)
     if k <= 0:
         return torch.empty(n_rows, 0, dtype=torch.long, device=scores.device)
-    scores = scores.contiguous()
-    n_blocks = 2 * k
+    scores = scores.detach().contiguous()
+    numpy_can_read = scores.device.type == "cpu" and scores.dtype in (torch.float16, torch.float32, torch.float64)
+    blocks_hold_several_items = n_items // (_CANDIDATE_BLOCKS_PER_K * k) >= 2  # else filtering cannot pay off
+    if numpy_can_read and blocks_hold_several_items:
+        return _rank_candidates(*_top_k_candidates(scores, k), k)
+    return _rank_candidates(scores, None, k)
+
+
+# The bound is the K-th largest of this many x K block maxima: 2 leaves ~1.4 K candidates
+# per row on float scores; more blocks tighten it little and cost more to rank.
+_CANDIDATE_BLOCKS_PER_K = 2
+
+
+def _top_k_candidates(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's items that can reach its top K: ``[n, width]`` scores and ids, ids ascending.
+
+    The K-th largest of the maxima of 2K blocks is a score that K distinct items reach,
+    so no row's K-th score lies below it: every item under it is dropped, every item
+    at or above it (ties at the boundary included) kept. Rows are padded with -inf to
+    the longest row; a padded row has at least K real candidates above -inf. Runs in
+    numpy, whose compare, flatnonzero and partition are several times faster than
+    torch's on one core.
+    """
+    n_rows, n_items = scores.shape
+    n_blocks = _CANDIDATE_BLOCKS_PER_K * k
     block_size = n_items // n_blocks
-    if block_size < 2:  # the catalogue is barely larger than K: filtering cannot pay off
-        return _rank_candidates(scores, None, k)
-
-    # The K-th largest of 2K block maxima is a score that K distinct items reach, so
-    # no row's K-th score is below it: items under it can never enter the top K.
-    block_max = scores[:, : n_blocks * block_size].unflatten(1, (n_blocks, block_size)).amax(dim=2)
-    threshold = block_max.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)  # [n, 1]
-    candidates = _flat_indices_at_least(scores, threshold)  # row-major, so ids ascend in a row
-    rows = candidates // n_items
-    per_row = torch.bincount(rows, minlength=n_rows)
-    positions = torch.arange(len(candidates), device=scores.device) - (per_row.cumsum(0) - per_row)[rows]
-    width = int(per_row.max())
-    # Padding gets -inf: a row with padding has >= K real candidates above -inf.
-    candidate_scores = scores.new_full((n_rows, width), -torch.inf)  # [n, width]
-    candidate_scores[rows, positions] = scores.view(-1)[candidates]
-    candidate_items = torch.zeros(n_rows, width, dtype=torch.long, device=scores.device)
-    candidate_items[rows, positions] = candidates % n_items
-    return _rank_candidates(candidate_scores, candidate_items, k)
-
-
-def _flat_indices_at_least(scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """Flat indices of ``scores >= threshold`` in row-major order."""
-    if scores.device.type == "cpu" and scores.dtype in (torch.float32, torch.float64, torch.float16):
-        # numpy's compare and flatnonzero are ~5x faster than torch's on one CPU core.
-        return torch.from_numpy(np.flatnonzero(scores.numpy() >= threshold.numpy()))
-    return (scores >= threshold).view(-1).nonzero().squeeze(1)
+    block_max = scores[:, : n_blocks * block_size].unflatten(1, (n_blocks, block_size)).amax(dim=2).numpy()
+    threshold = np.partition(block_max, n_blocks - k, axis=1)[:, n_blocks - k, None]  # [n, 1]
+    row_scores = scores.numpy()
+    kept = np.flatnonzero(row_scores >= threshold)  # row-major: ids ascend within a row
+    rows = kept // n_items
+    kept_per_row = np.bincount(rows, minlength=n_rows)
+    width = int(kept_per_row.max())
+    padded_position = np.arange(len(kept)) + rows * width - (np.cumsum(kept_per_row) - kept_per_row)[rows]
+    candidate_scores = np.full(n_rows * width, -np.inf, dtype=row_scores.dtype)
+    candidate_scores[padded_position] = row_scores.ravel()[kept]
+    candidate_items = np.zeros(n_rows * width, dtype=np.int64)
+    candidate_items[padded_position] = kept - rows * n_items
+    return (
+        torch.from_numpy(candidate_scores).view(n_rows, width),
+        torch.from_numpy(candidate_items).view(n_rows, width),
+    )
 
 
 def _rank_candidates(scores: torch.Tensor, items: torch.Tensor | None, k: int) -> torch.Tensor:
@@ -103,46 +116,63 @@ def evaluate(
     ground_truth = ground_truth.tocsr()
     mask = None if mask is None else mask.tocsr()
     _check_arguments(ground_truth, mask, ks, chunk_size)
-    n_items = ground_truth.shape[1]
     evaluated_users = np.flatnonzero(np.diff(ground_truth.indptr))
     if len(evaluated_users) == 0:
         raise SigerecError(
             "Cannot evaluate: no user has a held-out item in the ground-truth split. "
             "Check that the valid/test interactions were loaded and are not all filtered out."
         )
-    max_k = min(max(ks), n_items)
+    # Rows of the evaluated users only, so that each chunk is a contiguous row range.
+    held_out = ground_truth[evaluated_users]
+    masked = None if mask is None else mask[evaluated_users]
+    n_held_out = torch.from_numpy(np.diff(held_out.indptr))
+    max_k = min(max(ks), ground_truth.shape[1])
 
     totals = dict.fromkeys(metric_keys(ks), 0.0)
     with torch.no_grad():
         for start in range(0, len(evaluated_users), chunk_size):
-            users = evaluated_users[start : start + chunk_size]
-            scores = score_users(torch.from_numpy(users).long())  # [chunk, n_items]
-            if scores.shape != (len(users), n_items):
+            stop = min(start + chunk_size, len(evaluated_users))
+            scores = score_users(torch.from_numpy(evaluated_users[start:stop]))  # [chunk, n_items]
+            if scores.shape != (stop - start, ground_truth.shape[1]):
                 raise SigerecError(
-                    f"score_users returned scores of shape {tuple(scores.shape)} for "
-                    f"{len(users)} users; expected ({len(users)}, {n_items}), one column per item."
+                    f"score_users returned scores of shape {tuple(scores.shape)} for {stop - start} "
+                    f"users; expected ({stop - start}, {ground_truth.shape[1]}), one column per item."
                 )
-            truth_rows, truth_items = _row_coordinates(ground_truth, users)
-            is_held_out = torch.zeros(len(users), n_items, dtype=torch.bool)
-            is_held_out[truth_rows, truth_items] = True
-            if mask is not None:
-                # MMRec ranks only items the user has not trained on; a masked item
-                # must never count as a hit, even when -inf ties pull it into the top K.
-                masked_rows, masked_items = _row_coordinates(mask, users)
-                scores[masked_rows, masked_items] = -torch.inf
-                is_held_out[masked_rows, masked_items] = False
-            hits = is_held_out.gather(1, top_k_items(scores, max_k))  # [chunk, max_k]
-            n_ground_truth = torch.from_numpy(np.diff(ground_truth.indptr)[users])
-            for key, chunk_sum in metric_sums(hits, n_ground_truth, ks).items():
+            hits = _hits_in_top_k(scores, held_out, masked, start, stop, max_k)
+            for key, chunk_sum in metric_sums(hits, n_held_out[start:stop], ks).items():
                 totals[key] += chunk_sum
     return {key: total / len(evaluated_users) for key, total in totals.items()}
 
 
-def _row_coordinates(matrix: sp.csr_matrix, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(position of the user in ``users``, item) of every stored entry of those rows."""
-    rows = matrix[users]
-    positions = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
-    return torch.from_numpy(positions), torch.from_numpy(rows.indices.astype(np.int64))
+def _hits_in_top_k(
+    scores: torch.Tensor,
+    held_out: sp.csr_matrix,
+    masked: sp.csr_matrix | None,
+    start: int,
+    stop: int,
+    max_k: int,
+) -> torch.Tensor:
+    """``[chunk, max_k]``: whether each ranked item of rows ``start:stop`` is held out."""
+    held_out_rows, held_out_items = _row_coordinates(held_out, start, stop, scores.device)
+    is_held_out = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)  # [chunk, n_items]
+    is_held_out[held_out_rows, held_out_items] = True
+    if masked is not None:
+        # MMRec ranks only items the user has not trained on; a masked item must never
+        # count as a hit, even when -inf ties pull it into the top K.
+        masked_rows, masked_items = _row_coordinates(masked, start, stop, scores.device)
+        scores[masked_rows, masked_items] = -torch.inf
+        is_held_out[masked_rows, masked_items] = False
+    return is_held_out.gather(1, top_k_items(scores, max_k))
+
+
+def _row_coordinates(
+    matrix: sp.csr_matrix, start: int, stop: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row - start, item) of every stored entry of rows ``start:stop``."""
+    row_pointers = matrix.indptr[start : stop + 1]
+    rows = np.repeat(np.arange(stop - start), np.diff(row_pointers))
+    items = matrix.indices[row_pointers[0] : row_pointers[-1]].astype(np.int64)
+    return torch.from_numpy(rows).to(device), torch.from_numpy(items).to(device)
 
 
 def _check_arguments(

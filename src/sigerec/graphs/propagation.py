@@ -42,8 +42,34 @@ class _RowSparseProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        grad = ctx.rows_matrix.T @ grad_output.contiguous().numpy()
-        return None, torch.from_numpy(np.ascontiguousarray(grad, dtype=np.float32))
+        return None, _transpose_product(ctx.rows_matrix, grad_output)
+
+
+class _RowsAndRowSparseProduct(torch.autograd.Function):
+    """``(X[rows], S @ X)`` with a single full-size gradient buffer.
+
+    Memory bandwidth, not arithmetic, bounds a CPU training step: separate gathers would
+    each zero-fill and add a full [n, dim] gradient. Here ``S.T @ G`` allocates the one
+    buffer and the gathered rows' gradients are added into it in place.
+    """
+
+    @staticmethod
+    def forward(ctx, rows_matrix: sp.csr_matrix, rows: torch.Tensor, dense: torch.Tensor):
+        ctx.rows_matrix, ctx.rows = rows_matrix, rows
+        neighbours = torch.from_numpy(np.asarray(rows_matrix @ dense.detach().numpy()))
+        return dense.detach()[rows], neighbours
+
+    @staticmethod
+    def backward(ctx, grad_rows: torch.Tensor | None, grad_neighbours: torch.Tensor | None):
+        grad = _transpose_product(ctx.rows_matrix, grad_neighbours)
+        if grad_rows is not None:
+            grad.index_add_(0, ctx.rows, grad_rows)
+        return None, None, grad
+
+
+def _transpose_product(rows_matrix: sp.csr_matrix, grad: torch.Tensor) -> torch.Tensor:
+    product = rows_matrix.T @ grad.contiguous().numpy()
+    return torch.from_numpy(np.ascontiguousarray(product, dtype=np.float32))
 
 
 def lightgcn_propagate(adjacency: torch.Tensor, embeddings: torch.Tensor, n_layers: int) -> torch.Tensor:
@@ -65,20 +91,26 @@ def lightgcn_propagate_rows(
     embeddings: torch.Tensor,
     n_layers: int,
     rows: torch.Tensor,
-) -> torch.Tensor:
-    """``lightgcn_propagate(...)[rows]``, computing the last layer only for ``rows``.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lightgcn_propagate(...)[rows], embeddings[rows])``, the last layer only for ``rows``.
 
     A training batch needs the final vectors of a few thousand nodes; the last layer
     Â E^(L-1) restricted to those rows is a product with Â[rows] only, which on CPU saves
     one full sparse product forward and one backward per step (the result is the same).
+    The layer-0 rows come back too, for regularisers, without a second gather.
     On other devices it falls back to full propagation.
     """
     if embeddings.device.type != "cpu" or n_layers == 0:
-        return lightgcn_propagate(adjacency, embeddings, n_layers)[rows]
-    layer = embeddings
-    total_rows = embeddings[rows]
+        return lightgcn_propagate(adjacency, embeddings, n_layers)[rows], embeddings[rows]
+    rows_matrix = adjacency_scipy[rows.numpy()]
+    scale = 1.0 / (n_layers + 1)
+    if n_layers == 1:
+        ego_rows, last_rows = _RowsAndRowSparseProduct.apply(rows_matrix, rows, embeddings)
+        return (ego_rows + last_rows) * scale, ego_rows
+    ego_rows = embeddings[rows]
+    layer, total_rows = embeddings, ego_rows
     for _ in range(n_layers - 1):
         layer = symmetric_sparse_product(adjacency, layer)
         total_rows = total_rows + layer[rows]
-    last_rows = _RowSparseProduct.apply(adjacency_scipy[rows.numpy()], layer)
-    return (total_rows + last_rows) * (1.0 / (n_layers + 1))
+    last_rows = _RowSparseProduct.apply(rows_matrix, layer)
+    return (total_rows + last_rows) * scale, ego_rows

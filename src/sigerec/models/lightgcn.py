@@ -57,12 +57,12 @@ class LightGCN(Recommender):
         return final[: self.n_users], final[self.n_users :]
 
     def loss(self, users, positives, negatives):
-        # One gather of all batch rows: each gather costs a full-size zero-fill in backward.
+        # One gather of all batch rows: each gather costs a full-size gradient buffer.
         rows = torch.cat([users, self.n_users + positives, self.n_users + negatives])
-        final = lightgcn_propagate_rows(
+        final, ego = lightgcn_propagate_rows(
             self.adjacency, self.adjacency_scipy, self.embedding, self.config.n_layers, rows
         )
         user, positive, negative = final.chunk(3)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
-        penalty = embedding_norm_loss(*self.embedding[rows].chunk(3))
+        penalty = embedding_norm_loss(*ego.chunk(3))
         return ranking + self.config.reg_weight * penalty

@@ -1,0 +1,76 @@
+"""Helpers shared by the benchmark scripts: run `sigerec train` in a subprocess, collect
+its summary, and write Markdown tables into the docs between marker comments."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
+
+
+def train_in_subprocess(
+    data: Path,
+    model: str,
+    out: Path,
+    settings: dict | None = None,
+    cpus: str | None = None,
+    threads: int | None = None,
+    extra: list[str] | None = None,
+) -> dict:
+    """Train one run in a fresh process (so its peak memory is its own) and return its summary.
+
+    ``cpus`` pins the process with ``taskset -c``; ``threads`` sets the torch/OpenMP threads.
+    """
+    command = [sys.executable, "-m", "sigerec.cli.main", "train", "--data", str(data), "--model", model,
+               "--out", str(out), "--quiet"]
+    for key, value in (settings or {}).items():
+        command += ["--set", f"{key}={value}"]
+    command += extra or []
+    if cpus is not None:
+        command = ["taskset", "-c", cpus] + command
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    before = set(out.glob("*")) if out.exists() else set()
+    started = time.time()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    (run,) = set(out.glob("*")) - before
+    summary = json.loads((run / "summary.json").read_text())
+    summary["run_dir"] = str(run)
+    summary["wall_seconds"] = time.time() - started
+    return summary
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
+
+
+def write_section(doc: Path, name: str, content: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``doc``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = doc.read_text() if doc.exists() else ""
+    block = f"{start}\n{content.rstrip()}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = before + block + after
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)
