@@ -37,7 +37,7 @@ class TrainingConfig:
     topk: tuple[int, ...] = (5, 10, 20, 50)
     eval_step: int = 1
     # Users per evaluation chunk: bounds memory at chunk x n_items scores.
-    eval_batch_size: int = 2048
+    eval_batch_size: int = 512
     # MMRec masks only training items, also at test time; True also masks valid items.
     mask_valid_in_test: bool = False
     seed: int = 999
