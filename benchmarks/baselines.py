@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from common import DEFAULT_DATA_ROOT, REPO, machine_description, train_in_subprocess, write_section
@@ -25,24 +26,35 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "baselines.json")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=None, help="Epoch cap (smoke tests only).")
+    parser.add_argument("--parallel", type=int, default=1, help="Runs at a time (e.g. several on one GPU).")
     parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
     args = parser.parse_args()
 
     if args.from_results:
         summaries = json.loads(args.results.read_text())
     else:
+        jobs = [(d, m) for d in args.datasets.split(",") for m in args.models.split(",")]
         summaries = []
-        for dataset in args.datasets.split(","):
-            for model in args.models.split(","):
-                print(f"training {model} on {dataset} ...", flush=True)
-                summary = train_in_subprocess(
-                    args.data_root / dataset, model, args.out, extra=["--device", args.device]
-                )
-                summary["machine"] = machine_description()
+
+        def run(job):
+            dataset, model = job
+            out = args.out / f"{dataset}-{model}"
+            extra = ["--device", args.device] + (["--epochs", str(args.epochs)] if args.epochs else [])
+            summary = train_in_subprocess(args.data_root / dataset, model, out, extra=extra)
+            summary["machine"] = machine_description()
+            return summary
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for future in as_completed([pool.submit(run, job) for job in jobs]):
+                summary = future.result()
                 summaries.append(summary)
-                print(f"  test recall@20 {summary['test']['recall@20']:.4f} at epoch {summary['best_epoch']}", flush=True)
+                print(f"{summary['model']} on {summary['dataset']}: test recall@20 "
+                      f"{summary['test']['recall@20']:.4f} at epoch {summary['best_epoch']}", flush=True)
                 args.results.parent.mkdir(parents=True, exist_ok=True)
                 args.results.write_text(json.dumps(summaries, indent=2) + "\n")
+    order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in ["baby", "sports", "clothing"] for m in ["bpr", "lightgcn"])}
+    summaries.sort(key=lambda s: order.get((s["dataset"], s["model"]), len(order)))
     write_section(args.doc, "baselines", baseline_table(summaries))
 
 

