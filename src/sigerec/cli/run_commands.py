@@ -26,8 +26,8 @@ def _progress(config, quiet: bool):
 def _print_summary(run_path: Path, summary: dict) -> None:
     from sigerec.evaluation.report import format_table, run_row
 
-    console.print(f"run folder: {run_path}")
-    console.print(format_table([run_row(run_path)]), highlight=False)
+    typer.echo(f"run folder: {run_path}")
+    typer.echo(format_table([run_row(run_path)]), nl=False)
 
 
 @report_errors
@@ -112,7 +112,7 @@ def models_command() -> None:
 
     for name in model_names():
         doc = (get_model_class(name).__doc__ or "").strip().splitlines()
-        console.print(f"{name:<10} {doc[0] if doc else ''}", highlight=False)
+        typer.echo(f"{name:<10} {doc[0] if doc else ''}")
 
 
 @report_errors

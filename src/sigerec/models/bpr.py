@@ -23,8 +23,9 @@ class BPRConfig(ModelConfig):
 
 @register_model
 class BPR(Recommender):
-    """BPR-MF (Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009).
+    """BPR-MF: ID embeddings scored by dot product, trained with the BPR loss.
 
+    Paper: Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
     Score s(u, i) = e_u . e_i from ID embeddings (Xavier-normal initialised, as MMRec);
     loss = BPR(s(u, i+), s(u, i-)) + reg_weight * (||e_u|| + ||e_i+|| + ||e_i-||) / batch.
     """

@@ -27,9 +27,10 @@ class LightGCNConfig(ModelConfig):
 
 @register_model
 class LightGCN(Recommender):
-    """LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
-    Recommendation", SIGIR 2020).
+    """LightGCN: ID embeddings averaged over linear propagation layers of the user-item graph.
 
+    Paper: He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+    Recommendation", SIGIR 2020.
     E^(l+1) = D^-1/2 A D^-1/2 E^(l) (eq. 7), final e = mean_{l=0..L} E^(l) (eq. 8, the
     1/(L+1) weights), score = e_u . e_i (eq. 5). Loss: BPR on the final vectors plus
     reg_weight times the norm of the layer-0 embeddings of the batch (as MMRec).
