@@ -49,11 +49,17 @@ def main() -> None:
             for future in as_completed([pool.submit(run, job) for job in jobs]):
                 summary = future.result()
                 summaries.append(summary)
-                print(f"{summary['model']} on {summary['dataset']}: test recall@20 "
-                      f"{summary['test']['recall@20']:.4f} at epoch {summary['best_epoch']}", flush=True)
+                print(
+                    f"{summary['model']} on {summary['dataset']}: test recall@20 "
+                    f"{summary['test']['recall@20']:.4f} at epoch {summary['best_epoch']}",
+                    flush=True,
+                )
                 args.results.parent.mkdir(parents=True, exist_ok=True)
                 args.results.write_text(json.dumps(summaries, indent=2) + "\n")
-    order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in ["baby", "sports", "clothing"] for m in ["bpr", "lightgcn"])}
+    order = {
+        (d, m): i
+        for i, (d, m) in enumerate((d, m) for d in ["baby", "sports", "clothing"] for m in ["bpr", "lightgcn"])
+    }
     summaries.sort(key=lambda s: order.get((s["dataset"], s["model"]), len(order)))
     write_section(args.doc, "baselines", baseline_table(summaries))
 

@@ -28,8 +28,19 @@ def train_in_subprocess(
 
     ``cpus`` pins the process with ``taskset -c``; ``threads`` sets the torch/OpenMP threads.
     """
-    command = [sys.executable, "-m", "sigerec.cli.main", "train", "--data", str(data), "--model", model,
-               "--out", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "sigerec.cli.main",
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        model,
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     for key, value in (settings or {}).items():
         command += ["--set", f"{key}={value}"]
     command += extra or []
@@ -40,7 +51,7 @@ def train_in_subprocess(
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     before = set(out.glob("*")) if out.exists() else set()
     started = time.time()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     (run,) = set(out.glob("*")) - before

@@ -30,7 +30,15 @@ def main() -> None:
     rows = []
     for label, cpus, threads in [("1 core", "0", 1), (f"{len(all_cores.split(','))} cores", all_cores, None)]:
         summary = train_in_subprocess(args.data_root / "baby", "lightgcn", args.out, settings, cpus, threads)
-        rows.append({"cores": label, **{k: summary[k] for k in ("train_seconds_per_epoch", "eval_seconds", "peak_memory_mb", "torch_threads", "epochs")}})
+        rows.append(
+            {
+                "cores": label,
+                **{
+                    k: summary[k]
+                    for k in ("train_seconds_per_epoch", "eval_seconds", "peak_memory_mb", "torch_threads", "epochs")
+                },
+            }
+        )
         print(rows[-1], flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"machine": machine_description(), "rows": rows}, indent=2) + "\n")

@@ -13,9 +13,7 @@ def _train():
 
 def test_every_training_pair_appears_once_per_epoch():
     sampler = TripletSampler(_train(), batch_size=3)
-    pairs = sorted(
-        (int(u), int(p)) for users, positives, _ in sampler.epoch(1, 0) for u, p in zip(users, positives)
-    )
+    pairs = sorted((int(u), int(p)) for users, positives, _ in sampler.epoch(1, 0) for u, p in zip(users, positives))
     assert pairs == [(0, 0), (0, 1), (1, 2), (2, 0), (2, 1), (2, 2), (2, 3), (3, 4)]
 
 

@@ -66,9 +66,10 @@ def test_same_seed_gives_identical_metrics(baby_subset_dir, tmp_path):
 
 
 def test_early_stopping_stops_after_stopping_step_evaluations_without_improvement(baby_subset_dir, tmp_path):
-    run, summary = runner.train(_config(baby_subset_dir, model="bpr", epochs=200, stopping_step=1, learning_rate=0.05), tmp_path)
-    if summary["stopped_early"]:
-        assert summary["epochs"] == summary["best_epoch"] + 3  # best, then 2 (> stopping_step) worse
+    config = _config(baby_subset_dir, model="bpr", epochs=200, stopping_step=1, learning_rate=0.05)
+    _, summary = runner.train(config, tmp_path)
+    assert summary["stopped_early"]
+    assert summary["epochs"] == summary["best_epoch"] + 3  # the best epoch, then 2 (> stopping_step) worse
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(baby_subset_dir, tmp_path):
@@ -88,8 +89,22 @@ def test_interrupted_run_resumes_to_the_same_metrics(baby_subset_dir, tmp_path):
 
 @pytest.mark.slow
 def test_run_killed_by_sigkill_resumes_from_its_last_checkpoint(baby_subset_dir, tmp_path):
-    command = [sys.executable, "-m", "sigerec.cli.main", "train", "--data", str(baby_subset_dir), "--model", "bpr",
-               "--epochs", "12", "--set", "stopping_step=50", "--quiet", "--out"]
+    command = [
+        sys.executable,
+        "-m",
+        "sigerec.cli.main",
+        "train",
+        "--data",
+        str(baby_subset_dir),
+        "--model",
+        "bpr",
+        "--epochs",
+        "12",
+        "--set",
+        "stopping_step=50",
+        "--quiet",
+        "--out",
+    ]
     subprocess.run(command + [str(tmp_path / "full")], check=True, capture_output=True)
     process = subprocess.Popen(command + [str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -99,8 +114,11 @@ def test_run_killed_by_sigkill_resumes_from_its_last_checkpoint(baby_subset_dir,
     process.wait()
     (cut_run,) = list((tmp_path / "cut").iterdir())
     assert not (cut_run / "summary.json").exists()
-    subprocess.run([sys.executable, "-m", "sigerec.cli.main", "train", "--resume", str(cut_run), "--quiet"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "sigerec.cli.main", "train", "--resume", str(cut_run), "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     (full_run,) = list((tmp_path / "full").iterdir())
     full = json.loads((full_run / "summary.json").read_text())
     resumed = json.loads((cut_run / "summary.json").read_text())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,15 +32,19 @@ def _print_summary(run_path: Path, summary: dict) -> None:
 
 @report_errors
 def train_command(
-    data: Annotated[Optional[str], typer.Option("--data", help="Dataset folder (MMRec format) or a built-in name: baby.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Model name, see `sigerec models`.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of settings (MMRec key names).")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a setting: key=value (repeatable).")] = [],
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 999, as MMRec).")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum number of epochs (default 1000).")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu (default) or cuda.")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Dataset folder (MMRec format) or a built-in name: baby.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name, see `sigerec models`.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file of settings (MMRec key names).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 999, as MMRec).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum number of epochs (default 1000).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run folder.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a model with early stopping on valid Recall@20, then test the best epoch.
@@ -61,7 +65,7 @@ def train_command(
         if data is None or model is None:
             raise SigerecError("give --data and --model (or --resume RUN_DIR); see `sigerec train --help`.")
         flags = {"seed": seed, "epochs": epochs, "device": device}
-        run_config = runner.resolve_config(model, data, config, parse_set_options(set_), flags)
+        run_config = runner.resolve_config(model, data, config, parse_set_options(set_ or []), flags)
         with _progress(run_config, quiet) as progress:
             run, summary = runner.train(run_config, out, progress=progress, warn=warn)
     _print_summary(run.path, summary)

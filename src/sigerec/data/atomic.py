@@ -166,9 +166,7 @@ def load_features(folder: Path, n_items: int) -> dict[str, np.ndarray]:
         except (OSError, ValueError) as error:
             raise SigerecError(f"{path}: cannot be read as a NumPy .npy array ({error}).") from None
         if array.ndim != 2:
-            raise SigerecError(
-                f"{path}: expected a 2-d array [items, dim], found shape {array.shape}."
-            )
+            raise SigerecError(f"{path}: expected a 2-d array [items, dim], found shape {array.shape}.")
         if array.shape[0] != n_items:
             raise SigerecError(
                 f"{path}: {array.shape[0]} rows but the dataset has {n_items} items; row i must be "

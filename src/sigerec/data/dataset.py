@@ -38,9 +38,7 @@ class Dataset:
     @staticmethod
     def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
         """Binary CSR matrix from (user, item) pairs; repeated pairs count once."""
-        matrix = sp.csr_matrix(
-            (np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items)
-        )
+        matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         matrix.sort_indices()

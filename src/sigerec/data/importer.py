@@ -10,9 +10,6 @@ with the input is a :class:`SigerecError` naming the file, line and column.
 
 from __future__ import annotations
 
-import difflib
-import gzip
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +26,15 @@ from sigerec.data.splitting import (
     mmrec_split,
     temporal_leave_one_out_split,
 )
+from sigerec.data.tabular import (
+    RawTable,
+    column,
+    first_bad_row,
+    id_column,
+    number_column,
+    read_table,
+    timestamp_column,
+)
 from sigerec.errors import SigerecError
 
 USER_MAP_FILE = "u_id_mapping.csv"  # same names as MMRec's own folders
@@ -37,10 +43,6 @@ RAW_ID_COLUMN = "raw_id"
 RATING_COLUMN = "rating"
 TIME_COLUMN = "timestamp"
 DEFAULT_LABEL_COLUMN = LABEL_COLUMN
-DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon"}
-PARQUET_SUFFIXES = {".parquet", ".pq"}
-# RecBole atomic headers carry the field type: ``user_id:token``, ``rating:float``.
-RECBOLE_TYPE_SUFFIX = re.compile(r":(token|token_seq|float|float_seq)$")
 
 
 @dataclass(frozen=True)
@@ -88,19 +90,6 @@ class ImportSummary:
         parts.append(f"{self.dropped_duplicates:,} repeated pairs")
         parts.append(f"{self.dropped_by_kcore:,} by k-core")
         return ", ".join(parts)
-
-
-@dataclass
-class RawTable:
-    """The source file as string columns, with each row's place in the file for messages."""
-
-    path: Path
-    frame: pd.DataFrame  # every column str, missing values ""
-    positions: np.ndarray  # [n_rows] 1-based line (text, header = line 1) or row (Parquet)
-    unit: str  # "line" or "row"
-
-    def where(self, row: int, column: str) -> str:
-        return f"{self.path}, {self.unit} {self.positions[row]}, column '{column}'"
 
 
 def import_interactions(
@@ -154,91 +143,6 @@ def read_id_mapping(path: str | Path) -> np.ndarray:
     return frame[RAW_ID_COLUMN].to_numpy(dtype=object)
 
 
-# --- reading -------------------------------------------------------------------------
-
-
-def read_table(path: Path, sep: str | None = None) -> RawTable:
-    """The file as string columns: Parquet by suffix, otherwise delimited text."""
-    if path.is_dir():
-        raise SigerecError(f"{path}: is a folder; give the interaction file itself (CSV, TSV, Parquet or .inter).")
-    if not path.is_file():
-        raise SigerecError(f"{path}: no such file. Give the path of a CSV, TSV, Parquet or RecBole .inter file.")
-    if path.stat().st_size == 0:
-        raise SigerecError(f"{path}: the file is empty; it needs a header line and interaction rows.")
-    is_parquet = path.suffix.lower() in PARQUET_SUFFIXES
-    table = _read_parquet(path) if is_parquet else _read_text(path, sep)
-    table.frame.columns = [RECBOLE_TYPE_SUFFIX.sub("", str(c).strip()) for c in table.frame.columns]
-    if len(table.frame) == 0:
-        raise SigerecError(f"{path}: the file has a header but no interaction rows.")
-    return table
-
-
-def _read_text(path: Path, sep: str | None) -> RawTable:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-            header = handle.readline()
-        delimiter = _delimiter(path, header, sep)
-        frame = pd.read_csv(
-            path,
-            sep=delimiter,
-            engine="c" if len(delimiter) == 1 else "python",  # only the python engine takes "::"
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
-    except UnicodeDecodeError:
-        raise SigerecError(f"{path}: not UTF-8 text. Save it as UTF-8, or name a Parquet file '.parquet'.") from None
-    except pd.errors.ParserError as error:
-        shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
-        raise SigerecError(
-            f"{path}: cannot be parsed with delimiter {shown} ({str(error).strip()}). "
-            "Check that line's quoting and field count, or force the delimiter with --sep."
-        ) from None
-    except OSError as error:
-        raise SigerecError(f"{path}: cannot be read ({error.strerror or error}).") from None
-    frame = frame.fillna("")
-    # Blank lines are read as empty rows (not skipped) so that row i stays on line i + 2.
-    blank = (frame == "").all(axis=1).to_numpy()
-    positions = np.flatnonzero(~blank) + 2
-    return RawTable(path, frame[~blank].reset_index(drop=True), positions, "line")
-
-
-def _delimiter(path: Path, header: str, sep: str | None) -> str:
-    """``--sep`` if given (``\\t`` or ``tab`` mean a tab), else the most frequent of tab, comma, semicolon in the header."""
-    if sep is not None:
-        return "\t" if sep in {"\\t", "tab", "\t"} else sep
-    counts = {delimiter: header.count(delimiter) for delimiter in DELIMITER_NAMES}
-    best = max(counts, key=counts.get)
-    if counts[best] == 0:
-        raise SigerecError(
-            f"{path}, line 1: the header {header.strip()!r} has a single column; user and item columns "
-            "must be separated by tabs, commas or semicolons (force another delimiter with --sep)."
-        )
-    return best
-
-
-def _read_parquet(path: Path) -> RawTable:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as error:
-        raise SigerecError(f"{path}: cannot be read as Parquet ({error}).") from None
-    columns = {}
-    for name, column in zip(table.column_names, table.columns):
-        try:
-            # Arrow's cast keeps integer ids integral even with nulls ("7", not "7.0").
-            columns[name] = pc.cast(column, pa.string()).to_pandas()
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-            columns[name] = column.to_pandas().astype(str)
-    frame = pd.DataFrame(columns).fillna("").astype(str)
-    return RawTable(path, frame, np.arange(1, len(frame) + 1), "row")
-
-
 # --- validating columns ----------------------------------------------------------------
 
 
@@ -246,83 +150,25 @@ def _interaction_rows(table: RawTable, options: ImportOptions) -> pd.DataFrame:
     """user, item (str) and the optional rating, timestamp (float) and label columns, validated."""
     rows = pd.DataFrame(
         {
-            "user": _ids(table, options.user_col, "--user-col"),
-            "item": _ids(table, options.item_col, "--item-col"),
+            "user": id_column(table, options.user_col, "--user-col"),
+            "item": id_column(table, options.item_col, "--item-col"),
         }
     )
     if options.rating_col:
-        rows[RATING_COLUMN] = _numbers(table, options.rating_col, "--rating-col")
+        rows[RATING_COLUMN] = number_column(table, options.rating_col, "--rating-col")
     if options.time_col:
-        rows[TIME_COLUMN] = _timestamps(table, options.time_col)
+        rows[TIME_COLUMN] = timestamp_column(table, options.time_col)
     if options.split is SplitMethod.NONE:
         rows[LABEL_COLUMN] = _given_labels(table, options.label_col or DEFAULT_LABEL_COLUMN)
     return rows
 
 
-def _column(table: RawTable, name: str, option: str) -> pd.Series:
-    """A column by name, or an error suggesting the closest existing name."""
-    columns = [str(c) for c in table.frame.columns]
-    if name in columns:
-        return table.frame[name].astype(str).str.strip()
-    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    where = f"{table.path}, line 1" if table.unit == "line" else str(table.path)
-    raise SigerecError(f"{where}: no column '{name}' (given by {option}).{hint} The columns are: {', '.join(columns)}.")
-
-
-def _first_bad(table: RawTable, bad: np.ndarray, column: str, values: pd.Series, problem: str) -> SigerecError:
-    """An error naming the first bad row, its value and how many rows share the problem."""
-    row = int(np.flatnonzero(bad)[0])
-    return SigerecError(
-        f"{table.where(row, column)}: {values.iloc[row]!r} {problem}. "
-        f"{int(bad.sum())} row(s) have this problem; fix or remove them."
-    )
-
-
-def _ids(table: RawTable, name: str, option: str) -> pd.Series:
-    """Raw ids kept as strings, so '007' stays '007'."""
-    values = _column(table, name, option)
-    empty = (values == "").to_numpy()
-    if empty.any():
-        raise _first_bad(table, empty, name, values, "is an empty id; every row needs a user and an item")
-    return values
-
-
-def _numbers(table: RawTable, name: str, option: str) -> np.ndarray:
-    values = _column(table, name, option)
-    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(numeric)
-    if bad.any():
-        raise _first_bad(table, bad, name, values, "is not a number")
-    return numeric
-
-
-def _timestamps(table: RawTable, name: str) -> np.ndarray:
-    """Seconds since 1970: numbers as given, or ISO dates ('2021-03-04T10:00:00') converted."""
-    values = _column(table, name, "--time-col")
-    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    if np.isfinite(numeric).all():
-        return numeric
-    dates = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
-    bad = dates.isna().to_numpy()
-    if bad.any():
-        raise _first_bad(
-            table,
-            bad,
-            name,
-            values,
-            "is neither a number (Unix time) nor an ISO date such as 2021-03-04 or 2021-03-04T10:00:00 "
-            "(the column must hold one kind throughout)",
-        )
-    return ((dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
-
-
 def _given_labels(table: RawTable, name: str) -> np.ndarray:
-    values = _column(table, name, "--label-col (for --split none)")
+    values = column(table, name, "--label-col (for --split none)")
     labels = labels_from_column(values)
     bad = labels == UNRECOGNISED_LABEL
     if bad.any():
-        raise _first_bad(
+        raise first_bad_row(
             table,
             bad,
             name,

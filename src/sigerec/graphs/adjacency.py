@@ -23,7 +23,6 @@ def symmetric_normalize(matrix: sp.spmatrix, epsilon: float = 1e-7) -> sp.csr_ma
 
 def interaction_adjacency(train: sp.csr_matrix) -> sp.csr_matrix:
     """The bipartite adjacency [[0, R], [R^T, 0]] over users then items (no self-loops)."""
-    n_users, n_items = train.shape
     binary = sp.csr_matrix(train, dtype=np.float32, copy=True)
     binary.data[:] = 1.0
     return sp.bmat([[None, binary], [binary.T, None]], format="csr", dtype=np.float32).tocsr()

@@ -89,7 +89,7 @@ class RunDirectory:
             return None
         try:
             return torch.load(path, map_location=device, weights_only=False)
-        except Exception as error:  # a truncated or foreign file: say which and what to do
+        except Exception as error:  # noqa: BLE001 - torch.load raises many types for a bad file
             raise SigerecError(
                 f"{path}: the checkpoint cannot be read ({error}). Delete it to restart the run."
             ) from None

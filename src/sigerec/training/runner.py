@@ -57,7 +57,9 @@ def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory
     return run, trainer.fit()
 
 
-def evaluate_run(run_path: str | Path, checkpoint: str = "best", splits=("valid", "test"), warn=None) -> dict[str, dict]:
+def evaluate_run(
+    run_path: str | Path, checkpoint: str = "best", splits=("valid", "test"), warn=None
+) -> dict[str, dict]:
     """Re-evaluate a run's saved weights (``best`` or ``last``) on the given splits."""
     from sigerec.errors import SigerecError
     from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -41,7 +42,7 @@ class TripletSampler:
         self.train_keys = self.users * self.n_items + self.items
 
     def __len__(self) -> int:
-        return -(-len(self.users) // self.batch_size)
+        return math.ceil(len(self.users) / self.batch_size)
 
     def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         negatives = self.candidate_items[rng.integers(0, len(self.candidate_items), len(users))]
