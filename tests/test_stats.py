@@ -25,8 +25,9 @@ def folder(tmp_path):
 
 def test_counts_describe_the_data_the_loader_keeps(folder):
     stats = dataset_stats(folder)
-    assert (stats["users"], stats["items"], stats["interactions"]) == (2, 5, 7)
-    assert stats["density"] == pytest.approx(7 / (2 * 5))
+    # Sizes are the id spaces (largest id + 1, as the loader): user 2 has only dropped rows.
+    assert (stats["users"], stats["items"], stats["interactions"]) == (3, 5, 7)
+    assert stats["density"] == pytest.approx(7 / (3 * 5))
     assert (stats["train"], stats["valid"], stats["test"]) == (4, 1, 2)
 
 

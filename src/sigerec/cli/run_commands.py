@@ -37,9 +37,7 @@ def train_command(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name, see `sigerec models`.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of settings (MMRec key names).")] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")
-    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 999, as MMRec).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum number of epochs (default 1000).")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
@@ -58,7 +56,10 @@ def train_command(
     from sigerec.training import runner
 
     if resume is not None:
-        run_config = runner.load_run_config(runner.RunDirectory.existing(resume))
+        existing = runner.RunDirectory.existing(resume)
+        if existing.read_summary() is not None:
+            typer.echo(f"{existing.path}: the run had already finished; nothing to resume.")
+        run_config = runner.load_run_config(existing)
         with _progress(run_config, quiet) as progress:
             run, summary = runner.resume(resume, progress=progress, warn=warn)
     else:
@@ -111,7 +112,10 @@ def compare_command(
 
 @report_errors
 def models_command() -> None:
-    """List the registered models, one line each: name and the first docstring line."""
+    """List the registered models, one line each: name and the first docstring line.
+
+    Example: sigerec models
+    """
     from sigerec.models import get_model_class, model_names
 
     for name in model_names():

@@ -25,6 +25,9 @@ LABEL_COLUMN = "x_label"
 REQUIRED_COLUMNS = (USER_COLUMN, ITEM_COLUMN, LABEL_COLUMN)
 SPLIT_LABELS = {0: "train", 1: "valid", 2: "test"}
 FEATURE_SUFFIX = "_feat.npy"
+SAVE_FEATURES_HINT = "Save the features with numpy.save(path, array), a float array [n_items, dim]."
+# Ids index int32 sparse matrices and embedding tables; larger ones are not MMRec ids.
+MAX_ID = np.iinfo(np.int32).max - 1
 
 
 @dataclass
@@ -80,8 +83,13 @@ def _read_table(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise SigerecError(f"{path}: the file is empty; it needs a header 'userID itemID x_label' and rows.") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise SigerecError(f"{path}: cannot be read as a tab-separated file ({error}).") from None
+    except UnicodeDecodeError:
+        raise SigerecError(_not_utf8_message(path)) from None
+    except (OSError, pd.errors.ParserError) as error:
+        raise SigerecError(
+            f"{path}: cannot be read as a tab-separated file ({str(error).strip()}). Every line needs one "
+            "tab-separated value per header column; a .gz name needs gzip content."
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -92,9 +100,16 @@ def _check_columns(frame: pd.DataFrame, path: Path) -> None:
         return
     import difflib
 
+    if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in (" ", ",", ";")):
+        raise SigerecError(
+            f"{path}, line 1: the header {frame.columns[0]!r} is not tab separated. Separate the columns "
+            "with tabs, or convert the file with `sigerec data import`."
+        )
+    # A column that is already one of the required names is no rename candidate for another.
+    unclaimed = [c for c in frame.columns if c not in REQUIRED_COLUMNS]
     hints = []
     for column in missing:
-        close = difflib.get_close_matches(column, frame.columns, n=1, cutoff=0.5)
+        close = difflib.get_close_matches(column, unclaimed, n=1, cutoff=0.5)
         hints.append(f"'{column}'" + (f" (found '{close[0]}': rename it)" if close else ""))
     raise SigerecError(
         f"{path}, line 1: missing column(s) {', '.join(hints)}. The header has "
@@ -106,7 +121,7 @@ def parse_id_column(values: pd.Series, path: Path, column: str, allowed: set[int
     """Non-negative integer ids, or an error naming the first bad line (header is line 1)."""
     stripped = values.str.strip()
     numeric = pd.to_numeric(stripped, errors="coerce")
-    bad = numeric.isna() | (numeric < 0) | (numeric != numeric.round())
+    bad = numeric.isna() | (numeric < 0) | (numeric != numeric.round()) | (numeric > MAX_ID)
     if allowed is not None:
         bad |= ~numeric.isin(list(allowed))
     if bad.any():
@@ -115,7 +130,7 @@ def parse_id_column(values: pd.Series, path: Path, column: str, allowed: set[int
         if allowed is not None:
             expected = "one of " + "/".join(str(a) for a in sorted(allowed)) + " (train/valid/test)"
         else:
-            expected = "a non-negative integer id"
+            expected = f"a non-negative integer id (at most {MAX_ID})"
         raise SigerecError(
             f"{path}, line {position + 2}, column '{column}': {shown!r} is not {expected}. "
             f"{int(bad.sum())} row(s) have this problem; fix or remove them."
@@ -128,11 +143,30 @@ def read_interactions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     frame = _read_table(path)
     _check_columns(frame, path)
     if len(frame) == 0:
-        raise SigerecError(f"{path}: the file has a header but no interaction rows.")
+        raise SigerecError(
+            f"{path}: the file has a header but no interaction rows; add one 'userID<TAB>itemID<TAB>x_label' "
+            "row per interaction after line 1."
+        )
     users = parse_id_column(frame[USER_COLUMN], path, USER_COLUMN)
     items = parse_id_column(frame[ITEM_COLUMN], path, ITEM_COLUMN)
     labels = parse_id_column(frame[LABEL_COLUMN], path, LABEL_COLUMN, allowed=set(SPLIT_LABELS))
     return users, items, labels
+
+
+def _not_utf8_message(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits (line numbers count the header as 1)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        return (
+            f"{path}, line {line}: byte 0x{data[error.start]:02x} is not UTF-8 text, so this is not a "
+            "tab-separated .inter file. Save it as UTF-8 text, or convert it with `sigerec data import`."
+        )
+    return f"{path}: not UTF-8 text. Save it as UTF-8 text, or convert it with `sigerec data import`."
 
 
 def drop_like_mmrec(
@@ -164,16 +198,20 @@ def load_features(folder: Path, n_items: int) -> dict[str, np.ndarray]:
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
-            raise SigerecError(f"{path}: cannot be read as a NumPy .npy array ({error}).") from None
+            raise SigerecError(
+                f"{path}: cannot be read as a NumPy .npy array ({error}). {SAVE_FEATURES_HINT}"
+            ) from None
         if array.ndim != 2:
-            raise SigerecError(f"{path}: expected a 2-d array [items, dim], found shape {array.shape}.")
+            raise SigerecError(
+                f"{path}: expected a 2-d array [items, dim], found shape {array.shape}. {SAVE_FEATURES_HINT}"
+            )
         if array.shape[0] != n_items:
             raise SigerecError(
                 f"{path}: {array.shape[0]} rows but the dataset has {n_items} items; row i must be "
                 "item i. Re-encode the features for this dataset (`sigerec encode`)."
             )
         if not np.issubdtype(array.dtype, np.number):
-            raise SigerecError(f"{path}: dtype {array.dtype} is not numeric.")
+            raise SigerecError(f"{path}: dtype {array.dtype} is not numeric. {SAVE_FEATURES_HINT}")
         array = array.astype(np.float32, copy=False)
         finite = np.isfinite(array)
         if not finite.all():
@@ -194,6 +232,10 @@ def load_dataset(folder: str | Path, warn=None) -> Dataset:
     folder = Path(folder)
     path = find_interaction_file(folder)
     users, items, labels = read_interactions(path)
+    # Ids are contiguous from 0 in MMRec files; the sizes are the largest id + 1 over the
+    # whole file, before any drop (as MMRec), so feature rows still match every item id.
+    n_users = int(users.max()) + 1
+    n_items = int(items.max()) + 1
     users, items, labels, report = drop_like_mmrec(users, items, labels)
     for message in report.warnings(path):
         if warn is None:
@@ -202,9 +244,6 @@ def load_dataset(folder: str | Path, warn=None) -> Dataset:
             warnings.warn(message, stacklevel=2)
         else:
             warn(message)
-    # Ids are contiguous from 0 in MMRec files; the size is the largest id + 1 (as MMRec).
-    n_users = int(users.max()) + 1
-    n_items = int(items.max()) + 1
     splits = {}
     for label, split in SPLIT_LABELS.items():
         rows = labels == label

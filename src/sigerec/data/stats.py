@@ -29,11 +29,11 @@ def dataset_stats(data: str | Path) -> dict:
     folder = resolve_data_path(data)
     path = find_interaction_file(folder)
     raw_users, raw_items, raw_labels = read_interactions(path)
+    # Sizes as the loader sets them: the largest id + 1 over the whole file, before drops.
+    n_users, n_items = int(raw_users.max()) + 1, int(raw_items.max()) + 1
     users, items, labels, report = drop_like_mmrec(raw_users, raw_items, raw_labels)
     if len(users) == 0:
         raise SigerecError(f"{path}: no user has a training row (x_label 0), so nothing is left to describe.")
-    # Sizes as the loader sets them: the largest id + 1.
-    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
     rows_per_user = np.bincount(users)
     rows_per_user = rows_per_user[rows_per_user > 0]
     return {

@@ -48,8 +48,14 @@ def load_run_config(run: RunDirectory) -> RunConfig:
 
 
 def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory, dict]:
-    """Continue an interrupted run from its last checkpoint (or finish it if it had stopped)."""
+    """Continue an interrupted run from its last checkpoint (or finish it if it had stopped).
+
+    A finished run is left untouched: its summary keeps the timings it was measured with.
+    """
     run = RunDirectory.existing(run_path)
+    finished = run.read_summary()
+    if finished is not None:
+        return run, finished
     config = load_run_config(run)
     dataset = load_dataset(resolve_data_path(config.data), warn=warn)
     trainer = Trainer(config, dataset, run, progress)
