@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "baselines.json")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--section", default="baselines", help="Marker name of the docs section to write.")
     parser.add_argument("--epochs", type=int, default=None, help="Epoch cap (smoke tests only).")
     parser.add_argument("--parallel", type=int, default=1, help="Runs at a time (e.g. several on one GPU).")
     parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
@@ -61,7 +62,7 @@ def main() -> None:
         for i, (d, m) in enumerate((d, m) for d in ["baby", "sports", "clothing"] for m in ["bpr", "lightgcn"])
     }
     summaries.sort(key=lambda s: order.get((s["dataset"], s["model"]), len(order)))
-    write_section(args.doc, "baselines", baseline_table(summaries))
+    write_section(args.doc, args.section, baseline_table(summaries))
 
 
 def baseline_table(summaries: list[dict]) -> str:
