@@ -58,3 +58,17 @@ def test_saved_run_config_reads_back_to_the_same_config(tmp_path):
 def test_malformed_set_option_is_explained():
     with pytest.raises(SigerecError, match="key=value"):
         parse_set_options(["n_layers"])
+
+
+def test_device_without_a_gpu_is_explained(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SigerecError, match="no CUDA GPU"):
+        resolve_config("bpr", "baby", flags={"device": "cuda"})
+
+
+def test_existing_data_folder_is_stored_as_an_absolute_path(tiny_dataset_dir, monkeypatch):
+    monkeypatch.chdir(tiny_dataset_dir.parent)
+    config = resolve_config("bpr", "tiny")
+    assert config.data == str(tiny_dataset_dir.resolve())

@@ -213,6 +213,15 @@ def validate_training_config(config: TrainingConfig) -> None:
         raise SigerecError("setting 'stopping_step' must be >= 0.")
     if not config.topk or min(config.topk) <= 0:
         raise SigerecError(f"setting 'topk' must list positive cut-offs, got {config.topk}.")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SigerecError(
+                f"setting 'device' is {config.device!r} but this torch build sees no CUDA GPU; use --device cpu."
+            )
+    elif config.device != "cpu":
+        raise SigerecError(f"setting 'device' must be cpu or cuda[:N], got {config.device!r}.")
     metric, _, k = config.valid_metric.lower().partition("@")
     if metric not in {"recall", "ndcg", "precision", "map", "hit"} or not k.isdigit() or int(k) not in config.topk:
         raise SigerecError(

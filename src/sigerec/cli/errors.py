@@ -24,7 +24,7 @@ def report_errors(command):
             _stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             sys.exit(USAGE_ERROR_EXIT_CODE)
         except KeyboardInterrupt:
-            _stderr.print("interrupted; a run resumes from its last checkpoint with --resume RUN_DIR")
+            _stderr.print("interrupted; a run resumes from its last checkpoint with `sigerec train --resume RUN_DIR`")
             sys.exit(130)
 
     return wrapper

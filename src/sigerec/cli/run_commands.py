@@ -23,6 +23,10 @@ def _progress(config, quiet: bool):
     return RichProgress(config.training.epochs, config.training.valid_metric)
 
 
+def _announce(run_path: Path) -> None:
+    typer.echo(f"run folder: {run_path} (resume with: sigerec train --resume {run_path})", err=True)
+
+
 def _print_summary(run_path: Path, summary: dict) -> None:
     from sigerec.evaluation.report import format_table, run_row
 
@@ -68,7 +72,7 @@ def train_command(
         flags = {"seed": seed, "epochs": epochs, "device": device}
         run_config = runner.resolve_config(model, data, config, parse_set_options(set_ or []), flags)
         with _progress(run_config, quiet) as progress:
-            run, summary = runner.train(run_config, out, progress=progress, warn=warn)
+            run, summary = runner.train(run_config, out, progress=progress, warn=warn, announce=_announce)
     _print_summary(run.path, summary)
 
 

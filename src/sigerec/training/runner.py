@@ -23,6 +23,8 @@ def resolve_config(
 ) -> RunConfig:
     """Defaults < config file < ``--set`` overrides < explicit flags."""
     model_class = get_model_class(model)
+    if Path(data).exists():  # an absolute path keeps the run resumable from any folder
+        data = Path(data).resolve()
     layers = []
     if config_file is not None:
         layers.append((str(config_file), read_config_file(config_file)))
@@ -33,11 +35,18 @@ def resolve_config(
     return resolve_run_config(model_class.name, str(data), model_class.config_class, layers)
 
 
-def train(config: RunConfig, runs_root: str | Path = "runs", progress=None, warn=None) -> tuple[RunDirectory, dict]:
-    """Train a new run under ``runs_root``; returns its folder and summary."""
+def train(
+    config: RunConfig, runs_root: str | Path = "runs", progress=None, warn=None, announce=None
+) -> tuple[RunDirectory, dict]:
+    """Train a new run under ``runs_root``; returns its folder and summary.
+
+    ``announce(path)`` is called once the run folder exists, before training starts.
+    """
     dataset = load_dataset(resolve_data_path(config.data), warn=warn)
     run = RunDirectory.create(runs_root, config.model, dataset.name)
     run.write_config(config.to_dict())
+    if announce is not None:
+        announce(run.path)
     trainer = Trainer(config, dataset, run, progress)
     return run, trainer.fit()
 
