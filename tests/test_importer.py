@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from sigerec.data.atomic import load_dataset
-from sigerec.data.importer import ImportOptions, import_interactions, read_id_mapping
+from sigerec.data.id_maps import read_id_mapping
+from sigerec.data.importer import ImportOptions, import_interactions
 from sigerec.data.kcore import kcore_filter
 from sigerec.data.splitting import SplitMethod
 from sigerec.errors import SigerecError
@@ -205,7 +206,7 @@ def test_empty_file_is_an_error(tmp_path):
 
 
 def test_header_without_rows_is_an_error(tmp_path):
-    assert "header but no interaction rows" in import_error(tmp_path, "user,item\n")
+    assert "header but no rows" in import_error(tmp_path, "user,item\n")
 
 
 def test_misspelt_column_suggests_the_closest_name(tmp_path):

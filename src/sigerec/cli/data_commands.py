@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sigerec.cli.errors import report_errors, warn
-from sigerec.data.importer import ITEM_MAP_FILE, USER_MAP_FILE, ImportOptions, ImportSummary, import_interactions
+from sigerec.data.id_maps import ITEM_MAP_FILE, USER_MAP_FILE
+from sigerec.data.importer import ImportOptions, ImportSummary, import_interactions
 from sigerec.data.splitting import SplitMethod
 from sigerec.data.stats import dataset_stats
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sigerec.data.atomic import ITEM_COLUMN, LABEL_COLUMN, SPLIT_LABELS, USER_COLUMN
+from sigerec.data.id_maps import ITEM_MAP_FILE, RAW_ID_COLUMN, USER_MAP_FILE
 from sigerec.data.kcore import kcore_filter
 from sigerec.data.splitting import (
     UNRECOGNISED_LABEL,
@@ -37,9 +38,6 @@ from sigerec.data.tabular import (
 )
 from sigerec.errors import SigerecError
 
-USER_MAP_FILE = "u_id_mapping.csv"  # same names as MMRec's own folders
-ITEM_MAP_FILE = "i_id_mapping.csv"
-RAW_ID_COLUMN = "raw_id"
 RATING_COLUMN = "rating"
 TIME_COLUMN = "timestamp"
 DEFAULT_LABEL_COLUMN = LABEL_COLUMN
@@ -126,21 +124,6 @@ def import_interactions(
     }
     summary.warnings.extend(_write_dataset(out_dir, files, force))
     return summary
-
-
-def read_id_mapping(path: str | Path) -> np.ndarray:
-    """Raw ids (strings, exactly as in the source file) indexed by the new contiguous id."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise SigerecError(f"{path}: cannot be read as an id map ({error}).") from None
-    new_ids = pd.to_numeric(frame.iloc[:, -1], errors="coerce").to_numpy() if frame.shape[1] == 2 else None
-    if frame.columns[0] != RAW_ID_COLUMN or new_ids is None or not np.array_equal(new_ids, np.arange(len(frame))):
-        raise SigerecError(
-            f"{path}: expected two tab-separated columns, '{RAW_ID_COLUMN}' and the new id counting 0, 1, 2, ..."
-        )
-    return frame[RAW_ID_COLUMN].to_numpy(dtype=object)
 
 
 # --- validating columns ----------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from sigerec.errors import SigerecError
 
 DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+JSON_LINES_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 # RecBole atomic headers carry the field type: ``user_id:token``, ``rating:float``.
 RECBOLE_TYPE_SUFFIX = re.compile(r":(token|token_seq|float|float_seq)$")
 
@@ -39,16 +41,21 @@ class RawTable:
 def read_table(path: Path, sep: str | None = None) -> RawTable:
     """The file as string columns: Parquet by suffix, otherwise delimited text."""
     if path.is_dir():
-        raise SigerecError(f"{path}: is a folder; give the interaction file itself (CSV, TSV, Parquet or .inter).")
+        raise SigerecError(f"{path}: is a folder; give the file itself (CSV, TSV, Parquet, JSON lines or .inter).")
     if not path.is_file():
-        raise SigerecError(f"{path}: no such file. Give the path of a CSV, TSV, Parquet or RecBole .inter file.")
+        raise SigerecError(f"{path}: no such file. Give the path of a CSV, TSV, Parquet, JSON lines or .inter file.")
     if path.stat().st_size == 0:
         raise SigerecError(f"{path}: the file is empty; it needs a header line and interaction rows.")
-    is_parquet = path.suffix.lower() in PARQUET_SUFFIXES
-    table = _read_parquet(path) if is_parquet else _read_text(path, sep)
+    suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    if f".{suffix}" in PARQUET_SUFFIXES:
+        table = _read_parquet(path)
+    elif f".{suffix}" in JSON_LINES_SUFFIXES:
+        table = _read_json_lines(path)
+    else:
+        table = _read_text(path, sep)
     table.frame.columns = [RECBOLE_TYPE_SUFFIX.sub("", str(c).strip()) for c in table.frame.columns]
     if len(table.frame) == 0:
-        raise SigerecError(f"{path}: the file has a header but no interaction rows.")
+        raise SigerecError(f"{path}: the file has a header but no rows.")
     return table
 
 
@@ -96,6 +103,43 @@ def _delimiter(path: Path, header: str, sep: str | None) -> str:
             "must be separated by tabs, commas or semicolons (force another delimiter with --sep)."
         )
     return best
+
+
+def _read_json_lines(path: Path) -> RawTable:
+    """One JSON object per line; lists (e.g. Amazon's nested categories) become joined text."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    records, positions = [], []
+    try:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise SigerecError(
+                        f"{path}, line {number}: not valid JSON ({error.msg}). Each line must hold one JSON object."
+                    ) from None
+                if not isinstance(record, dict):
+                    raise SigerecError(f"{path}, line {number}: expected a JSON object {{...}} per line.")
+                records.append({key: _json_text(value) for key, value in record.items()})
+                positions.append(number)
+    except UnicodeDecodeError:
+        raise SigerecError(f"{path}: not UTF-8 text. Save it as UTF-8.") from None
+    except OSError as error:
+        raise SigerecError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    frame = pd.DataFrame.from_records(records).fillna("").astype(str)
+    return RawTable(path, frame, np.array(positions, dtype=np.int64), "line")
+
+
+def _json_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(text for text in (_json_text(v) for v in value) if text)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _read_parquet(path: Path) -> RawTable:
