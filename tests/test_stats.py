@@ -50,7 +50,7 @@ def test_feature_coverage_is_the_share_of_rows_that_are_not_all_zero(folder):
     features = np.ones((5, 3), dtype=np.float32)
     features[[1, 3]] = 0.0
     np.save(folder / "image_feat.npy", features)
-    assert dataset_stats(folder)["features"] == {"image": {"dim": 3, "coverage": pytest.approx(0.6)}}
+    assert dataset_stats(folder)["features"] == {"image": {"dim": 3, "coverage": pytest.approx(0.6), "source": ""}}
 
 
 def test_builtin_dataset_name_is_accepted():

@@ -120,7 +120,8 @@ def stats_command(
             continue
         table.add_row(key.replace("_", " "), _format(value))
     for modality, feature in stats["features"].items():
-        table.add_row(f"{modality} features", f"dim {feature['dim']}, coverage {feature['coverage']:.1%}")
+        source = f", from {feature['source']}" if feature.get("source") else ""
+        table.add_row(f"{modality} features", f"dim {feature['dim']}, coverage {feature['coverage']:.1%}{source}")
     if not stats["features"]:
         table.add_row("features", "none (no <modality>_feat.npy files)")
     console.print(table, soft_wrap=False)

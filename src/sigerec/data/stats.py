@@ -65,9 +65,19 @@ def _cold_items(items: np.ndarray, labels: np.ndarray) -> int:
 
 
 def _feature_stats(folder: Path, n_items: int) -> dict[str, dict]:
-    """Per modality: dimension, and the share of items whose feature row is not all zeros."""
+    """Per modality: dimension and coverage, the share of items with real content.
+
+    Features written by ``sigerec encode`` record which items were mean-filled, so their
+    coverage is exact; for other files it is the share of rows that are not all zeros.
+    """
+    from sigerec.features.store import read_feature_metadata
+
     stats = {}
     for modality, features in load_features(folder, n_items).items():
-        covered = np.any(features != 0, axis=1)
-        stats[modality] = {"dim": int(features.shape[1]), "coverage": float(covered.mean())}
+        metadata = read_feature_metadata(folder, modality)
+        if metadata is not None and metadata.get("n_items") == n_items:
+            coverage, source = float(metadata["coverage"]), metadata.get("source", "")
+        else:
+            coverage, source = float(np.any(features != 0, axis=1).mean()), ""
+        stats[modality] = {"dim": int(features.shape[1]), "coverage": coverage, "source": source}
     return stats

@@ -1,0 +1,1 @@
+"""Content features: item text and images encoded into ``<modality>_feat.npy`` files."""
