@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from sigerec.cli.data_commands import data_app
+from sigerec.cli.encode_commands import encode_app
 from sigerec.cli.run_commands import register_run_commands
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(encode_app, name="encode")
 register_run_commands(app)
 
 

@@ -31,13 +31,19 @@ class MatchedItems:
     def notes(self) -> list[str]:
         notes = []
         if self.unknown_rows:
-            notes.append(f"{self.table.path}: {self.unknown_rows} rows name items that are not in the dataset; ignored.")
+            notes.append(
+                f"{self.table.path}: {self.unknown_rows} rows name items that are not in the dataset; ignored."
+            )
         if self.duplicate_rows:
-            notes.append(f"{self.table.path}: {self.duplicate_rows} rows repeat an item id; the first row of each is used.")
+            notes.append(
+                f"{self.table.path}: {self.duplicate_rows} rows repeat an item id; the first row of each is used."
+            )
         return notes
 
 
-def match_items(path: str | Path, dataset_dir: str | Path, n_items: int, id_col: str, needed: list[str]) -> MatchedItems:
+def match_items(
+    path: str | Path, dataset_dir: str | Path, n_items: int, id_col: str, needed: list[str]
+) -> MatchedItems:
     """Read ``path`` and map its ``id_col`` to dataset item ids.
 
     With an item map (``i_id_mapping.csv``, written by ``sigerec data import``) the file's ids
@@ -74,7 +80,11 @@ def match_items(path: str | Path, dataset_dir: str | Path, n_items: int, id_col:
     if len(rows) == 0:
         raise SigerecError(
             f"{table.path}: no row's '{id_col}' matches an item of {dataset_dir}. Check --id-col"
-            + (f" (ids are looked up in {ITEM_MAP_FILE})." if raw_item_ids is not None else " (ids must be 0..n_items-1).")
+            + (
+                f" (ids are looked up in {ITEM_MAP_FILE})."
+                if raw_item_ids is not None
+                else " (ids must be 0..n_items-1)."
+            )
         )
     return MatchedItems(
         table=table,

@@ -52,7 +52,7 @@ def write_features(
         "dim": int(vectors.shape[1]),
         "n_items": int(n_items),
         "encoded": int(encoded.sum()),
-        "mean_filled": int(len(missing)),
+        "mean_filled": len(missing),
         "coverage": float(encoded.mean()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
