@@ -74,3 +74,36 @@ def encode_text_command(
     encoder = TextEncoder(wanted, model_path)
     report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size, warn=warn, quiet=quiet)
     _print_report(report)
+
+
+@encode_app.command("image")
+@report_errors
+def encode_image_command(
+    items_file: Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet or JSON lines.")],
+    data: Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")],
+    id_col: Annotated[str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")],
+    image_col: Annotated[str, typer.Option("--image-col", help="Column with each item's image file path.")],
+    images_root: Annotated[Path | None, typer.Option(help="Folder that relative image paths start from.")] = None,
+    modality: Annotated[str, typer.Option(help="Name of the feature file: <modality>_feat.npy.")] = "image",
+    batch_size: Annotated[int, typer.Option(help="Images per batch (also the unit of resume).")] = 32,
+    weights_path: Annotated[Path | None, typer.Option(help="Local EfficientNet-Lite0 .pth weights (default: the bundled ImageNet weights).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Encode item images with EfficientNet-Lite0 (ImageNet) into pooled 1280-d vectors.
+
+    Items missing from the file, or whose image is missing or cannot be decoded, get the mean
+    vector (MMRec's rule) and are listed in <modality>_feat.missing.tsv. An interrupted run
+    continues from its cache.
+
+    Example: sigerec encode image items.csv --data data/shop --id-col sku --image-col photo --images-root photos/
+    """
+    from sigerec.features.encode import encode_item_file
+    from sigerec.features.image import ImageEncoder
+
+    if batch_size < 1:
+        raise SigerecError(f"--batch-size must be positive, got {batch_size}.")
+    if images_root is not None and not images_root.is_dir():
+        raise SigerecError(f"--images-root {images_root}: no such folder.")
+    encoder = ImageEncoder(image_col, images_root, weights_path)
+    report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size, warn=warn, quiet=quiet)
+    _print_report(report)
