@@ -16,7 +16,11 @@ from sigerec.data.importer import ImportOptions, ImportSummary, import_interacti
 from sigerec.data.splitting import SplitMethod
 from sigerec.data.stats import dataset_stats
 
-data_app = typer.Typer(help="Import interaction files and inspect datasets.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Import interaction files and inspect datasets.",
+    epilog="Example: sigerec data import ratings.csv --user-col user --item-col item --out data/mine; sigerec data stats data/mine",
+    no_args_is_help=True,
+)
 
 
 @data_app.command("import")

@@ -11,7 +11,11 @@ from rich.console import Console
 from sigerec.cli.errors import report_errors, warn
 from sigerec.errors import SigerecError
 
-encode_app = typer.Typer(help="Encode item text and images into feature files (offline).", no_args_is_help=True)
+encode_app = typer.Typer(
+    help="Encode item text and images into feature files (offline).",
+    epilog="Example: sigerec encode text items.jsonl --data data/mine --id-col item --text-cols title,description",
+    no_args_is_help=True,
+)
 console = Console()
 
 

@@ -10,6 +10,10 @@ from sigerec.cli.run_commands import register_run_commands
 
 app = typer.Typer(
     help="sigerec: train, evaluate and compare graph-based multimodal recommenders.",
+    epilog=(
+        "Example: sigerec train --data baby --model lightgcn, then sigerec compare runs/*. "
+        "Data: sigerec data import / data stats; content features: sigerec encode text / encode image."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
