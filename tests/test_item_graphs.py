@@ -1,0 +1,253 @@
+"""Item-item graph builders against hand-computed neighbours and values."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sigerec.errors import SigerecError
+from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
+
+R = 1 / math.sqrt(2)
+
+# Five items on a chain of directions; cosines by hand (R = 1/sqrt(2)):
+#        0    1    2    3    4
+#   0    1    R    0    0    0
+#   1    R    1    R   1/2   0
+#   2    0    R    1    R    0
+#   3    0   1/2   R    1    R
+#   4    0    0    0    R    1
+CHAIN = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
+
+# 4 users x 5 items. Co-interaction counts by hand (who shares the pair):
+#   C01 = 2 (u0, u1), C02 = 1 (u0), C04 = 1 (u3), C12 = 2 (u0, u2), C13 = 1 (u2), C23 = 1 (u2).
+# Users per item: n0 = 3, n1 = 3, n2 = 2, n3 = 1, n4 = 1.
+TRAIN = sp.csr_matrix(
+    np.array(
+        [
+            [1, 1, 1, 0, 0],
+            [1, 1, 0, 0, 0],
+            [0, 1, 1, 1, 0],
+            [1, 0, 0, 0, 1],
+        ],
+        dtype=np.float32,
+    )
+)
+
+
+def neighbours(graph: sp.csr_matrix) -> list[list[int]]:
+    return [sorted(graph.indices[graph.indptr[i] : graph.indptr[i + 1]].tolist()) for i in range(graph.shape[0])]
+
+
+def test_knn_keeps_self_and_breaks_ties_towards_the_lower_item_id():
+    graph = knn_item_graph(CHAIN, k=2, weighted=True)
+    # Rows 1-3 each have two neighbours at R; the lower id wins.
+    assert neighbours(graph) == [[0, 1], [0, 1], [1, 2], [2, 3], [3, 4]]
+    expected = np.array(
+        [
+            [1, R, 0, 0, 0],
+            [R, 1, 0, 0, 0],
+            [0, R, 1, 0, 0],
+            [0, 0, R, 1, 0],
+            [0, 0, 0, R, 1],
+        ]
+    )
+    np.testing.assert_allclose(graph.toarray(), expected, rtol=1e-6)
+
+
+def test_knn_with_k3_keeps_only_positive_similarities():
+    graph = knn_item_graph(CHAIN, k=3, weighted=True)
+    # Items 0 and 4 have only one positive neighbour besides themselves; row 1 drops item 3 (1/2 < R).
+    assert neighbours(graph) == [[0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4]]
+
+
+def test_binary_knn_has_the_same_edges_with_value_one():
+    weighted = knn_item_graph(CHAIN, k=2, weighted=True)
+    binary = knn_item_graph(CHAIN, k=2, weighted=False)
+    assert neighbours(binary) == neighbours(weighted)
+    assert np.all(binary.data == 1.0)
+    assert binary.dtype == np.float32 and weighted.dtype == np.float32
+
+
+def test_knn_without_self_takes_the_next_neighbours():
+    graph = knn_item_graph(CHAIN, k=2, weighted=True, include_self=False)
+    assert neighbours(graph) == [[1], [0, 2], [1, 3], [2, 4], [3]]
+    assert graph.diagonal().sum() == 0
+    np.testing.assert_allclose(graph.data, R, rtol=1e-6)
+
+
+def test_identical_feature_vectors_tie_and_the_lower_id_wins_even_over_self():
+    # Items 1, 3 and 4 share one direction (as mean-filled missing images do).
+    features = np.array([[1, 0], [0, 1], [1, 1], [0, 2], [0, 5]], dtype=np.float32)
+    graph = knn_item_graph(features, k=2)
+    assert neighbours(graph)[4] == [1, 3]
+    assert neighbours(graph)[3] == [1, 3]
+    assert neighbours(graph)[1] == [1, 3]
+
+
+def test_all_zero_feature_rows_have_no_edges_and_no_nan():
+    features = np.vstack([CHAIN, np.zeros((1, 3), dtype=np.float32)])
+    graph = knn_item_graph(features, k=10, weighted=True)
+    assert graph.shape == (6, 6)
+    assert graph[5].nnz == 0 and graph[:, 5].nnz == 0
+    assert np.isfinite(graph.data).all()
+    assert np.isfinite(normalize_graph(graph).data).all()
+
+
+def test_k_larger_than_the_catalogue_keeps_every_similar_item():
+    graph = knn_item_graph(CHAIN, k=50, weighted=True)
+    assert neighbours(graph)[1] == [0, 1, 2, 3]
+    assert graph[1, 3] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 3])
+def test_knn_does_not_depend_on_block_size(block_size):
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((40, 8)).astype(np.float32)
+    features[[3, 17, 39]] = features[5]  # exact ties across block borders
+    for weighted in (False, True):
+        for include_self in (False, True):
+            reference = knn_item_graph(features, k=4, weighted=weighted, include_self=include_self, block_size=4096)
+            blocked = knn_item_graph(
+                features, k=4, weighted=weighted, include_self=include_self, block_size=block_size
+            )
+            assert (blocked != reference).nnz == 0
+            assert np.array_equal(blocked.indices, reference.indices)
+
+
+def test_knn_rejects_bad_input():
+    with pytest.raises(SigerecError, match="numeric"):
+        knn_item_graph(np.zeros(5), k=2)
+    with pytest.raises(SigerecError, match="row 1"):
+        knn_item_graph(np.array([[1.0, 0.0], [np.nan, 1.0]]), k=1)
+    with pytest.raises(SigerecError, match="k must be"):
+        knn_item_graph(CHAIN, k=0)
+    with pytest.raises(SigerecError, match="block_size"):
+        knn_item_graph(CHAIN, block_size=0)
+
+
+def test_cooccurrence_counts_shared_users_and_keeps_top_k_with_lower_id_ties():
+    graph = cooccurrence_item_graph(TRAIN, k=2)
+    # Row 0: C01 = 2, then C02 = C04 = 1 tie -> item 2. Row 2: C21 = 2, then C20 = C23 = 1 -> item 0.
+    expected = np.array(
+        [
+            [0, 2, 1, 0, 0],
+            [2, 0, 2, 0, 0],
+            [1, 2, 0, 0, 0],
+            [0, 1, 1, 0, 0],
+            [1, 0, 0, 0, 0],
+        ]
+    )
+    np.testing.assert_array_equal(graph.toarray(), expected)
+    assert graph.dtype == np.float32
+
+
+def test_cooccurrence_with_large_k_is_r_transpose_r_without_diagonal():
+    graph = cooccurrence_item_graph(TRAIN, k=10)
+    dense = TRAIN.toarray()
+    expected = dense.T @ dense
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_array_equal(graph.toarray(), expected)
+
+
+def test_cooccurrence_cosine_weighting_ranks_by_normalised_counts():
+    graph = cooccurrence_item_graph(TRAIN, k=2, weighting="cosine")
+    # Row 0: C01/sqrt(3*3) = 2/3 and C04/sqrt(3*1) = 1/sqrt(3) beat C02/sqrt(3*2) = 1/sqrt(6).
+    assert neighbours(graph) == [[1, 4], [0, 2], [1, 3], [1, 2], [0]]
+    assert graph[0, 1] == pytest.approx(2 / 3)
+    assert graph[0, 4] == pytest.approx(1 / math.sqrt(3))
+    assert graph[1, 2] == pytest.approx(2 / math.sqrt(6))
+    assert graph[2, 3] == pytest.approx(1 / math.sqrt(2))
+
+
+def test_cooccurrence_binarises_ratings_and_ignores_explicit_zeros():
+    ratings = TRAIN.multiply(5).tocsr()
+    indptr = ratings.indptr.copy()
+    indptr[-1] += 1  # an explicit zero appended to user 3's row: item 3 stored but not an interaction
+    ratings = sp.csr_matrix((np.append(ratings.data, 0.0), np.append(ratings.indices, 3), indptr), shape=TRAIN.shape)
+    assert ratings.nnz == TRAIN.nnz + 1 and ratings[3, 3] == 0
+    assert (cooccurrence_item_graph(ratings, k=2) != cooccurrence_item_graph(TRAIN, k=2)).nnz == 0
+
+
+@pytest.mark.parametrize("block_size", [1, 2])
+def test_cooccurrence_does_not_depend_on_block_size(block_size):
+    rng = np.random.default_rng(1)
+    train = sp.random(60, 30, density=0.2, format="csr", random_state=rng)
+    reference = cooccurrence_item_graph(train, k=3, block_size=1000)
+    blocked = cooccurrence_item_graph(train, k=3, block_size=block_size)
+    assert (blocked != reference).nnz == 0
+
+
+def test_cooccurrence_rejects_bad_input():
+    with pytest.raises(SigerecError, match="sparse"):
+        cooccurrence_item_graph(TRAIN.toarray())
+    with pytest.raises(SigerecError, match="weighting"):
+        cooccurrence_item_graph(TRAIN, weighting="jaccard")
+
+
+# A non-symmetric graph whose row sums are squares: d = 4, 4, 9.
+ASYMMETRIC = sp.csr_matrix(np.array([[1, 3, 0], [0, 4, 0], [2, 0, 7]], dtype=np.float32))
+
+
+def test_sym_normalisation_divides_by_the_row_sum_degrees_of_both_ends():
+    expected = np.array([[1 / 4, 3 / 4, 0], [0, 4 / 4, 0], [2 / math.sqrt(9 * 4), 0, 7 / 9]])
+    np.testing.assert_allclose(normalize_graph(ASYMMETRIC, "sym").toarray(), expected, rtol=1e-6)
+
+
+def test_rw_normalisation_makes_rows_sum_to_one():
+    expected = np.array([[1 / 4, 3 / 4, 0], [0, 1, 0], [2 / 9, 0, 7 / 9]])
+    np.testing.assert_allclose(normalize_graph(ASYMMETRIC, "rw").toarray(), expected, rtol=1e-6)
+
+
+def test_binary_knn_graph_normalises_to_one_over_k_as_in_freedom():
+    graph = normalize_graph(knn_item_graph(CHAIN, k=2, weighted=False))
+    np.testing.assert_allclose(graph.data, 0.5, rtol=1e-6)
+
+
+def test_normalize_graph_rejects_unknown_kind():
+    with pytest.raises(SigerecError, match="sym, rw"):
+        normalize_graph(ASYMMETRIC, "laplacian")
+
+
+def test_mix_graphs_weights_each_graph():
+    image = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    text = sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 1.0]]))
+    mixed = mix_graphs([image, text], [0.1, 0.9])  # FREEDOM's image/text weights
+    np.testing.assert_allclose(mixed.toarray(), [[0.1, 0.9], [0.9, 1.0]], rtol=1e-6)
+    assert mixed.dtype == np.float32
+
+
+def test_mix_graphs_with_zero_weight_leaves_the_other_graph_exactly():
+    semantic = normalize_graph(knn_item_graph(CHAIN, k=2, weighted=True))
+    cooccurrence = normalize_graph(cooccurrence_item_graph(TRAIN, k=2))
+    mixed = mix_graphs([semantic, cooccurrence], [1.0, 0.0])  # SIGE with alpha = 0
+    assert neighbours(mixed) == neighbours(semantic)
+    np.testing.assert_array_equal(mixed.toarray(), semantic.toarray())
+
+
+def test_mix_graphs_rejects_bad_input():
+    graph = sp.identity(3, format="csr")
+    with pytest.raises(SigerecError, match="one shape"):
+        mix_graphs([graph, sp.identity(4, format="csr")], [0.5, 0.5])
+    with pytest.raises(SigerecError, match="2 graphs but 1 weights"):
+        mix_graphs([graph, graph], [1.0])
+    with pytest.raises(SigerecError, match=">= 0"):
+        mix_graphs([graph, graph], [1.5, -0.5])
+    with pytest.raises(SigerecError, match=">= 0"):
+        mix_graphs([graph], [float("nan")])
+    with pytest.raises(SigerecError, match="at least one"):
+        mix_graphs([], [])
+
+
+@pytest.mark.slow
+def test_knn_on_20000_random_items_finishes_with_k_edges_per_row():
+    """Speed and memory sanity check only: random vectors are not item content."""
+    features = np.random.default_rng(0).standard_normal((20_000, 384)).astype(np.float32)
+    started = time.perf_counter()
+    graph = knn_item_graph(features, k=10, weighted=True, block_size=2048)
+    elapsed = time.perf_counter() - started
+    assert graph.shape == (20_000, 20_000) and graph.nnz == 20_000 * 10
+    assert np.all(graph.diagonal() == pytest.approx(1.0))
+    assert elapsed < 60, f"kNN graph took {elapsed:.1f} s"
