@@ -48,7 +48,7 @@ def preprocess(image) -> np.ndarray:
         size = (max(1, int(RESIZE_SIZE * width / height)), RESIZE_SIZE)
     image = image.resize(size, Image.BICUBIC)
     width, height = image.size
-    left, top = int(round((width - INPUT_SIZE) / 2.0)), int(round((height - INPUT_SIZE) / 2.0))
+    left, top = round((width - INPUT_SIZE) / 2.0), round((height - INPUT_SIZE) / 2.0)
     image = image.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
     array = np.asarray(image, dtype=np.float32) / 255.0
     return ((array - MEAN) / STD).transpose(2, 0, 1)

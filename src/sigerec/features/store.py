@@ -8,12 +8,12 @@ every number trained on these features can say where they came from and how comp
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from sigerec.atomic_io import atomic_write
 from sigerec.errors import SigerecError
 
 FEATURE_SUFFIX = "_feat.npy"
@@ -57,10 +57,10 @@ def write_features(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     base = Path(dataset_dir) / modality
-    _atomic(Path(f"{base}{FEATURE_SUFFIX}"), lambda p: np.save(p, matrix))
+    atomic_write(Path(f"{base}{FEATURE_SUFFIX}"), lambda p: np.save(p, matrix))
     lines = ["itemID\traw_id"] + [f"{item}\t{raw_id(item)}" for item in missing]
-    _atomic(Path(f"{base}{MISSING_SUFFIX}"), lambda p: p.write_text("\n".join(lines) + "\n"))
-    _atomic(Path(f"{base}{METADATA_SUFFIX}"), lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
+    atomic_write(Path(f"{base}{MISSING_SUFFIX}"), lambda p: p.write_text("\n".join(lines) + "\n"))
+    atomic_write(Path(f"{base}{METADATA_SUFFIX}"), lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
     return report
 
 
@@ -73,11 +73,3 @@ def read_feature_metadata(dataset_dir: Path, modality: str) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def _atomic(path: Path, write) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    if path.suffix == ".npy":  # np.save appends .npy to names that lack it
-        temporary = path.with_name(path.stem + ".tmp.npy")
-    write(temporary)
-    os.replace(temporary, path)

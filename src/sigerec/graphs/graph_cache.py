@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from sigerec.atomic_io import atomic_write
 from sigerec.errors import SigerecError
 
 # Bump when a builder's output changes for the same inputs, so that no old file is reused.
@@ -77,10 +76,10 @@ def cached_graph(
     if path.exists():
         try:
             return sp.csr_matrix(sp.load_npz(path))
-        except Exception as error:  # any unreadable file is a cache miss: the cache is never the only copy
+        except Exception as error:  # noqa: BLE001 - load_npz raises many types; an unreadable file is a miss
             warnings.warn(f"{path}: unreadable cached graph ({error!r}); building it again.", stacklevel=2)
     graph = sp.csr_matrix(build())
-    _save_atomically(path, graph)
+    atomic_write(path, lambda temporary: sp.save_npz(temporary, graph))
     return graph
 
 
@@ -104,16 +103,3 @@ def _numpy_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-
-def _save_atomically(path: Path, graph: sp.csr_matrix) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name, so two processes building the same graph do not collide.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp.npz")
-    os.close(handle)
-    try:
-        sp.save_npz(temporary, graph)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

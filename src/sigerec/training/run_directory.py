@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 import yaml
 
+from sigerec.atomic_io import atomic_write
 from sigerec.errors import SigerecError
 
 CONFIG_FILE = "config.yaml"
@@ -18,14 +18,6 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 LAST_CHECKPOINT = "checkpoints/last.pt"
 BEST_CHECKPOINT = "checkpoints/best.pt"
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
 
 
 class RunDirectory:
@@ -61,7 +53,7 @@ class RunDirectory:
 
     def write_config(self, config: dict[str, Any]) -> None:
         text = yaml.safe_dump(config, sort_keys=False)
-        _atomic_write_bytes(self.file(CONFIG_FILE), lambda p: p.write_text(text))
+        atomic_write(self.file(CONFIG_FILE), lambda p: p.write_text(text))
 
     def read_config(self) -> dict[str, Any]:
         try:
@@ -72,7 +64,7 @@ class RunDirectory:
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite the per-epoch log from the checkpointed history (exact after a resume)."""
         text = "".join(json.dumps(record) + "\n" for record in history)
-        _atomic_write_bytes(self.file(METRICS_FILE), lambda p: p.write_text(text))
+        atomic_write(self.file(METRICS_FILE), lambda p: p.write_text(text))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         path = self.file(METRICS_FILE)
@@ -81,7 +73,7 @@ class RunDirectory:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def save_checkpoint(self, name: str, state: dict[str, Any]) -> None:
-        _atomic_write_bytes(self.file(name), lambda p: torch.save(state, p))
+        atomic_write(self.file(name), lambda p: torch.save(state, p))
 
     def load_checkpoint(self, name: str, device: str = "cpu") -> dict[str, Any] | None:
         path = self.file(name)
@@ -96,7 +88,7 @@ class RunDirectory:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         text = json.dumps(summary, indent=2) + "\n"
-        _atomic_write_bytes(self.file(SUMMARY_FILE), lambda p: p.write_text(text))
+        atomic_write(self.file(SUMMARY_FILE), lambda p: p.write_text(text))
 
     def read_summary(self) -> dict[str, Any] | None:
         path = self.file(SUMMARY_FILE)
