@@ -19,6 +19,9 @@ from sigerec.features.store import write_features
 class ItemEncoder(Protocol):
     """What ``encode_item_file`` needs from a text or image encoder."""
 
+    def prepare(self) -> None:
+        """Load the model (kept out of the timed encoding; fails early on a bad model)."""
+
     def identity(self) -> dict:
         """Everything that determines the vectors (model, preprocessing), for cache keys and provenance."""
 
@@ -64,6 +67,7 @@ def encode_item_file(
         "items": matched.items.tolist(),
     }
     cache = BatchCache(dataset_dir, modality, key)
+    encoder.prepare()
     vectors, ok, timing = encode_in_batches(
         payloads, encoder.encode_batch, batch_size, cache, f"encode {modality}", quiet
     )

@@ -83,6 +83,9 @@ class ImageEncoder:
             self._model = model.eval().to(memory_format=torch.channels_last)
         return self._model
 
+    def prepare(self) -> None:
+        _ = self.model
+
     def identity(self) -> dict:
         return {
             "kind": "image",

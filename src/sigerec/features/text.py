@@ -76,6 +76,9 @@ class TextEncoder:
             self._model.eval()
         return self._model
 
+    def prepare(self) -> None:
+        _ = self.model
+
     def identity(self) -> dict:
         return {
             "kind": "text",
