@@ -73,6 +73,19 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
 
 
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    """A Markdown table from a header and rows of already formatted cells."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save_results(path: Path, rows: list[dict]) -> None:
+    """Raw results beside the tables, with the machine they were measured on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine_description(), "rows": rows}, indent=2) + "\n")
+
+
 def write_section(doc: Path, name: str, content: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``doc``."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

@@ -10,12 +10,11 @@ and preprocessing included. Items per second exclude model loading.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from common import DEFAULT_DATA_ROOT, REPO, machine_description, write_section
+from common import DEFAULT_DATA_ROOT, REPO, machine_description, markdown_table, save_results, write_section
 
 from sigerec.features.encode import encode_item_file
 from sigerec.features.image import ImageEncoder
@@ -96,19 +95,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         rows = text_runs(args.data_root, Path(work)) + [image_run(Path(work))]
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"machine": machine_description(), "rows": rows}, indent=2) + "\n")
-    lines = [
-        f"Machine: {machine_description()}. Command: `python benchmarks/encoders.py`.",
-        "",
-        "| input | model | items | items / s | seconds |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['input']} | {r['model']} | {r['items']:,} | {r['items_per_second']:.1f} | {r['encode_seconds']:.1f} |"
-        for r in rows
-    ]
-    write_section(args.doc, "encoders", "\n".join(lines))
+    save_results(args.results, rows)
+    table = markdown_table(
+        ["input", "model", "items", "items / s", "seconds"],
+        [
+            [r["input"], r["model"], f"{r['items']:,}", f"{r['items_per_second']:.1f}", f"{r['encode_seconds']:.1f}"]
+            for r in rows
+        ],
+    )
+    intro = f"Machine: {machine_description()}. Command: `python benchmarks/encoders.py`."
+    write_section(args.doc, "encoders", f"{intro}\n\n{table}")
     for row in rows:
         print(row)
 

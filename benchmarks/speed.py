@@ -9,11 +9,18 @@ seconds per training epoch, seconds per full evaluation of the valid split (19,4
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
-from common import DEFAULT_DATA_ROOT, REPO, machine_description, train_in_subprocess, write_section
+from common import (
+    DEFAULT_DATA_ROOT,
+    REPO,
+    machine_description,
+    markdown_table,
+    save_results,
+    train_in_subprocess,
+    write_section,
+)
 
 
 def main() -> None:
@@ -40,19 +47,28 @@ def main() -> None:
             }
         )
         print(rows[-1], flush=True)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"machine": machine_description(), "rows": rows}, indent=2) + "\n")
-    lines = [
-        f"Machine: {machine_description()}. Command: `python benchmarks/speed.py --epochs {args.epochs}`.",
-        "",
-        "| LightGCN n_layers=1, Baby | s / training epoch | s / full valid evaluation | peak memory MB | torch threads |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['cores']} | {r['train_seconds_per_epoch']:.2f} | {r['eval_seconds']:.2f} | {r['peak_memory_mb']:.0f} | {r['torch_threads']} |"
-        for r in rows
-    ]
-    write_section(args.doc, "speed", "\n".join(lines))
+    save_results(args.results, rows)
+    table = markdown_table(
+        [
+            "LightGCN n_layers=1, Baby",
+            "s / training epoch",
+            "s / full valid evaluation",
+            "peak memory MB",
+            "torch threads",
+        ],
+        [
+            [
+                r["cores"],
+                f"{r['train_seconds_per_epoch']:.2f}",
+                f"{r['eval_seconds']:.2f}",
+                f"{r['peak_memory_mb']:.0f}",
+                r["torch_threads"],
+            ]
+            for r in rows
+        ],
+    )
+    intro = f"Machine: {machine_description()}. Command: `python benchmarks/speed.py --epochs {args.epochs}`."
+    write_section(args.doc, "speed", f"{intro}\n\n{table}")
 
 
 if __name__ == "__main__":
