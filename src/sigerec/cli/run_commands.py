@@ -130,7 +130,7 @@ def models_command() -> None:
 @report_errors
 def demo_command(
     epochs: Annotated[int, typer.Option(help="Epoch cap per model (bounds the demo's time).")] = 40,
-    out: Annotated[Path, typer.Option(help="Folder for the demo's runs.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo's runs.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train LightGCN and BPR on the built-in Amazon Baby data and compare them.
