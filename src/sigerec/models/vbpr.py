@@ -1,0 +1,98 @@
+"""VBPR: BPR-MF whose item vectors carry a learned projection of the item's content features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from sigerec.config import ModelConfig
+from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
+from sigerec.models.base import Recommender
+from sigerec.models.losses import bpr_loss, embedding_norm_loss
+from sigerec.models.registry import register_model
+
+
+@dataclass
+class VBPRConfig(ModelConfig):
+    """``embedding_size`` (d, default 64): size of the item ID embedding and of the feature
+    projection, so user and item vectors have 2d entries; ``reg_weight`` (default 1e-4):
+    weight of the embedding-norm penalty on the batch's user and item vectors (MMRec grid
+    0.1 .. 1e-5)."""
+
+    reg_weight: float = 1e-4
+
+
+@register_model
+class VBPR(Recommender):
+    """VBPR: item vectors = [ID embedding ; linear projection of the item's content features].
+
+    Paper: He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback",
+    AAAI 2016. The paper's predictor (Section 3) is
+
+        s(u, i) = alpha + beta_u + beta_i + gamma_u . gamma_i + theta_u . (E f_i) + beta' . f_i
+
+    with f_i the item's (visual) features and E a learned [d, F] projection. As MMRec, all
+    bias terms (alpha, beta_u, beta_i and the visual bias beta' . f_i) are dropped, theta_u and gamma_u are one user vector of size 2d, and the bias
+    of the projection is kept (nn.Linear), so
+
+        s(u, i) = p_u . [q_i ; E f_i + b],    p_u in R^2d, q_i in R^d.
+
+    f_i is the concatenation of every modality of ``Dataset.features`` in sorted modality
+    name order (image before text; MMRec puts text first, which only permutes E's columns).
+    The features are a constant, never trained.
+
+    Loss: BPR(s(u, i+), s(u, i-)) + reg_weight * (||p_u|| + ||v_i+|| + ||v_i-||) / batch,
+    with v_i the full 2d item vector (MMRec's EmbLoss on the batch vectors).
+    Initialisation as MMRec: ID tables Xavier-uniform (they are plain parameters, which its
+    ``xavier_normal_initialization`` does not touch), projection weight Xavier-normal, bias 0.
+
+    Hyperparameters: ``embedding_size`` d = 64, ``reg_weight`` = 1e-4 (see :class:`VBPRConfig`).
+    """
+
+    name = "vbpr"
+    config_class = VBPRConfig
+
+    def __init__(self, dataset: Dataset, config: VBPRConfig, device="cpu"):
+        super().__init__(dataset, config, device)
+        if not dataset.features:
+            raise SigerecError(
+                f"VBPR needs item content features, but dataset '{dataset.name}' has none. "
+                "Add a `<modality>_feat.npy` file ([n_items, dim], row i = item i) to the dataset "
+                "folder, e.g. with `sigerec encode text` or `sigerec encode image`."
+            )
+        modalities = sorted(dataset.features)
+        features = np.concatenate([dataset.features[m] for m in modalities], axis=1)
+        # Not persistent: the features are reloaded with the dataset, so checkpoints stay
+        # small (4096-d image features of every item would dwarf the trained weights), and
+        # the buffer still follows the model in ``.to(device)``.
+        self.register_buffer(
+            "item_features", torch.as_tensor(features, dtype=torch.float32), persistent=False
+        )  # [n_items, F]
+        size = config.embedding_size
+        self.user_embedding = nn.Parameter(torch.empty(self.n_users, 2 * size))  # [n_users, 2d]
+        self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
+        self.feature_projection = nn.Linear(features.shape[1], size)
+        nn.init.xavier_uniform_(self.user_embedding)
+        nn.init.xavier_uniform_(self.item_embedding)
+        nn.init.xavier_normal_(self.feature_projection.weight)
+        nn.init.zeros_(self.feature_projection.bias)
+
+    def _item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """[q_i ; E f_i + b] for ``items`` (all items when None): [len(items), 2d]."""
+        if items is None:
+            return torch.cat([self.item_embedding, self.feature_projection(self.item_features)], dim=1)
+        return torch.cat([self.item_embedding[items], self.feature_projection(self.item_features[items])], dim=1)
+
+    def embeddings(self):
+        return self.user_embedding, self._item_vectors()
+
+    def loss(self, users, positives, negatives):
+        user = self.user_embedding[users]
+        positive = self._item_vectors(positives)
+        negative = self._item_vectors(negatives)
+        ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
+        return ranking + self.config.reg_weight * embedding_norm_loss(user, positive, negative)
