@@ -27,6 +27,13 @@ How each item gets a vector:
    fixed so that its largest-magnitude entry is positive; item coordinates ``U * S`` are
    L2-normalised, so the dot product of two rows is their cosine similarity.
 
+CAVEAT (checked on the shared copy): the ``item_id`` column of RecBole's ``ml-100k.link``
+follows MovieLens-1M movie ids, not ML-100k's. Every film linked to Harrison Ford's entity
+(m.0c0k1) is a Harrison Ford film under its ML-1M id (260, 1196, 1210, 1198, 1291, ...) but an
+unrelated ML-100k film under the same number (Star Wars, ML-100k 50, gets The Usual Suspects).
+Known upstream: RUCAIBox/RecSysDatasets issue #130. The graph facts are real; their attachment
+to ML-100k items through this link file is not, until the link is re-keyed by title.
+
 Items without a link, without any kept feature, or whose reduced row is zero get no vector;
 ``write_features`` mean-fills them and lists them in ``<modality>_feat.missing.tsv``.
 """
