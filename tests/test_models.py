@@ -94,3 +94,20 @@ def test_model_and_training_settings_do_not_share_names():
     training = set(config_fields(TrainingConfig))
     for name in model_names():
         assert not training & set(config_fields(get_model_class(name).config_class))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_sparse_operator_gives_the_dense_product_and_its_gradient(symmetric):
+    from sigerec.graphs.propagation import SparseOperator
+
+    matrix = sp.random(7, 7, density=0.4, random_state=3, format="csr", dtype=np.float32)
+    if symmetric:
+        matrix = (matrix + matrix.T).tocsr()
+    operator = SparseOperator(matrix)
+    assert operator.symmetric is symmetric
+    dense = torch.randn(7, 3, requires_grad=True)
+    weights = torch.randn(7, 3)
+    (operator @ dense * weights).sum().backward()
+    expected = torch.tensor(matrix.toarray())
+    assert torch.allclose(operator @ dense.detach(), expected @ dense.detach(), atol=1e-6)
+    assert torch.allclose(dense.grad, expected.T @ weights, atol=1e-6)

@@ -29,6 +29,45 @@ def symmetric_sparse_product(adjacency: torch.Tensor, dense: torch.Tensor) -> to
     return _SymmetricSparseProduct.apply(adjacency, dense)
 
 
+class _SparseProduct(torch.autograd.Function):
+    """``A @ X`` for a constant, possibly non-symmetric sparse ``A`` with its transpose given.
+
+    Item-item kNN graphs normalised by row sums are not symmetric, so their backward pass
+    needs ``A^T``; it is built once by the caller rather than on every step.
+    """
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor, matrix_t: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.matrix_t = matrix_t
+        return matrix @ dense
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return None, None, ctx.matrix_t @ grad_output
+
+
+class SparseOperator:
+    """A constant sparse matrix ready for products in autograd: ``operator @ dense``.
+
+    Symmetric matrices (the normalised user-item graph) reuse themselves in the backward
+    pass; others keep their transpose, made once here.
+    """
+
+    def __init__(self, matrix: sp.spmatrix, device: str | torch.device = "cpu"):
+        from sigerec.graphs.adjacency import to_torch_sparse
+
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        self.shape = matrix.shape
+        self.symmetric = matrix.shape[0] == matrix.shape[1] and (matrix != matrix.T).nnz == 0
+        self.matrix = to_torch_sparse(matrix, device)
+        self.matrix_t = self.matrix if self.symmetric else to_torch_sparse(matrix.T.tocsr(), device)
+
+    def __matmul__(self, dense: torch.Tensor) -> torch.Tensor:
+        if self.symmetric:
+            return _SymmetricSparseProduct.apply(self.matrix, dense)
+        return _SparseProduct.apply(self.matrix, self.matrix_t, dense)
+
+
 class _RowSparseProduct(torch.autograd.Function):
     """``S @ X`` for a small constant scipy CSR ``S`` [rows, n] and a CPU tensor X [n, dim].
 
