@@ -10,6 +10,7 @@ from torch import nn
 
 from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
 
 
 class Recommender(nn.Module):
@@ -38,6 +39,20 @@ class Recommender(nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user vectors [n_users, dim] and item vectors [n_items, dim]."""
         raise NotImplementedError
+
+    @staticmethod
+    def require_features(dataset: Dataset, model_label: str) -> list[str]:
+        """The dataset's modalities in sorted order, or an error saying how to add some.
+
+        Every multimodal model calls this first, so the message is the same everywhere.
+        """
+        if not dataset.features:
+            raise SigerecError(
+                f"{model_label} needs item content features, but dataset '{dataset.name}' has none. "
+                "Add a `<modality>_feat.npy` file ([n_items, dim], row i = item i) to the dataset "
+                "folder, e.g. with `sigerec encode text` or `sigerec encode image`."
+            )
+        return sorted(dataset.features)
 
     def pre_epoch(self, epoch: int) -> None:
         """Hook before each training epoch; default: nothing."""

@@ -97,15 +97,9 @@ class FREEDOM(Recommender):
 
     def __init__(self, dataset: Dataset, config: FREEDOMConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        if not dataset.features:
-            raise SigerecError(
-                f"FREEDOM needs item content features, but dataset '{dataset.name}' has none. "
-                "Add a `<modality>_feat.npy` file ([n_items, dim], row i = item i) to the dataset "
-                "folder, e.g. with `sigerec encode text` or `sigerec encode image`."
-            )
+        self.modalities = self.require_features(dataset, "FREEDOM")
         if not 0.0 <= config.dropout < 1.0:
             raise SigerecError(f"FREEDOM: 'dropout' must be in [0, 1), got {config.dropout}.")
-        self.modalities = sorted(dataset.features)
         size = config.embedding_size
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]

@@ -10,7 +10,6 @@ from torch import nn
 
 from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.models.base import Recommender
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
@@ -58,13 +57,7 @@ class VBPR(Recommender):
 
     def __init__(self, dataset: Dataset, config: VBPRConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        if not dataset.features:
-            raise SigerecError(
-                f"VBPR needs item content features, but dataset '{dataset.name}' has none. "
-                "Add a `<modality>_feat.npy` file ([n_items, dim], row i = item i) to the dataset "
-                "folder, e.g. with `sigerec encode text` or `sigerec encode image`."
-            )
-        modalities = sorted(dataset.features)
+        modalities = self.require_features(dataset, "VBPR")
         features = np.concatenate([dataset.features[m] for m in modalities], axis=1)
         # Not persistent: the features are reloaded with the dataset, so checkpoints stay
         # small (4096-d image features of every item would dwarf the trained weights), and
