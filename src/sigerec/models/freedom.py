@@ -13,7 +13,8 @@ from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.item_graphs import knn_item_graph, mix_graphs, normalize_graph
+from sigerec.graphs.dataset_graphs import modality_knn_graph
+from sigerec.graphs.item_graphs import mix_graphs
 from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate
 from sigerec.models.base import Recommender
 from sigerec.models.losses import bpr_loss
@@ -134,10 +135,7 @@ class FREEDOM(Recommender):
 
     def _build_item_item_graph(self, dataset: Dataset) -> sp.csr_matrix:
         """S: the mix of the modalities' sym-normalised binary kNN graphs (eqs. 1-4)."""
-        graphs = [
-            normalize_graph(knn_item_graph(dataset.features[m], k=self.config.knn_k, weighted=False), "sym")
-            for m in self.modalities
-        ]
+        graphs = [modality_knn_graph(dataset, m, k=self.config.knn_k, weighted=False) for m in self.modalities]
         return mix_graphs(graphs, self._modality_weights())
 
     def _modality_weights(self) -> list[float]:

@@ -21,3 +21,26 @@ def embedding_norm_loss(*embeddings: torch.Tensor) -> torch.Tensor:
     """
     total = sum(torch.linalg.vector_norm(e, ord=2) for e in embeddings)
     return total / embeddings[-1].shape[0]
+
+
+def squared_norm_loss(*embeddings: torch.Tensor) -> torch.Tensor:
+    """Half the summed squared L2 norms of the batch embeddings, divided by the batch size.
+
+    MGCN's (and SIGE's) regulariser on the final batch vectors: (1/2) sum ||e||^2 / batch.
+    Unlike :func:`embedding_norm_loss` the norms are squared, as in MGCN's ``bpr_loss``.
+    """
+    total = sum(e.pow(2).sum() for e in embeddings)
+    return 0.5 * total / embeddings[0].shape[0]
+
+
+def info_nce(view: torch.Tensor, other_view: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE with in-batch negatives and cosine similarity (SimCLR/SGL style, as MMRec).
+
+    -mean_n log( exp(cos(x_n, y_n)/tau) / sum_n' exp(cos(x_n, y_n')/tau) ): row n of ``view``
+    must match row n of ``other_view`` against every other row. Computed with log-sum-exp,
+    which equals MMRec's exp/sum/log form without its overflow at small tau.
+    """
+    view = torch.nn.functional.normalize(view, dim=1)
+    other_view = torch.nn.functional.normalize(other_view, dim=1)
+    logits = view @ other_view.t() / temperature  # [batch, batch]
+    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()

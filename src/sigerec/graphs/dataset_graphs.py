@@ -1,0 +1,64 @@
+"""The item-item graphs of a dataset, built once and cached beside its files.
+
+Every multimodal model asks here for its graphs instead of calling the builders itself, so a
+graph is built the same way everywhere and reused across runs: the cache key holds the
+digests of the features / train matrix and every builder argument (see ``graph_cache.py``).
+Datasets without a folder (built in memory, e.g. in tests) or in a read-only folder are
+built without caching.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import scipy.sparse as sp
+
+from sigerec.data.dataset import Dataset
+from sigerec.graphs.graph_cache import array_digest, cached_graph, sparse_digest
+from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, normalize_graph
+
+GRAPH_CACHE_FOLDER = Path(".sigerec-cache") / "graphs"
+
+
+def modality_knn_graph(
+    dataset: Dataset, modality: str, k: int = 10, weighted: bool = True, normalization: str = "sym"
+) -> sp.csr_matrix:
+    """The normalised top-k cosine graph of one modality's features (S_hat^m)."""
+    features = dataset.features[modality]
+    inputs = {"features": array_digest(features), "k": k, "weighted": weighted, "normalization": normalization}
+    return _cached(
+        dataset,
+        f"{modality}-knn",
+        inputs,
+        lambda: normalize_graph(knn_item_graph(features, k=k, weighted=weighted), normalization),
+    )
+
+
+def cooccurrence_graph(
+    dataset: Dataset, k: int = 10, weighting: str = "count", normalization: str = "sym"
+) -> sp.csr_matrix:
+    """The normalised top-k co-interaction graph of the training split (SIGE's C_hat)."""
+    inputs = {"train": sparse_digest(dataset.train), "k": k, "weighting": weighting, "normalization": normalization}
+    return _cached(
+        dataset,
+        "cooccurrence",
+        inputs,
+        lambda: normalize_graph(cooccurrence_item_graph(dataset.train, k=k, weighting=weighting), normalization),
+    )
+
+
+def _cached(dataset: Dataset, name: str, inputs: dict, build) -> sp.csr_matrix:
+    if dataset.path is None:
+        return sp.csr_matrix(build())
+    built: list[sp.csr_matrix] = []
+
+    def build_once() -> sp.csr_matrix:
+        built.append(sp.csr_matrix(build()))
+        return built[0]
+
+    try:
+        return cached_graph(Path(dataset.path) / GRAPH_CACHE_FOLDER, name, inputs, build_once)
+    except OSError as error:
+        warnings.warn(f"graph cache under {dataset.path} not writable ({error}); graphs are rebuilt per run.", stacklevel=3)
+        return built[0] if built else build_once()
