@@ -57,6 +57,7 @@ class SparseOperator:
         from sigerec.graphs.adjacency import to_torch_sparse
 
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        self.scipy = matrix  # row slices of it serve ``rows`` on CPU
         self.shape = matrix.shape
         self.symmetric = matrix.shape[0] == matrix.shape[1] and (matrix != matrix.T).nnz == 0
         self.matrix = to_torch_sparse(matrix, device)
@@ -66,6 +67,16 @@ class SparseOperator:
         if self.symmetric:
             return _SymmetricSparseProduct.apply(self.matrix, dense)
         return _SparseProduct.apply(self.matrix, self.matrix_t, dense)
+
+    def rows(self, row_ids: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """``(operator @ dense)[row_ids]``; on CPU only those rows are computed.
+
+        A training batch needs a few thousand rows of a product over all nodes (e.g. the
+        batch users' aggregate of item vectors); slicing the CSR rows first saves the rest.
+        """
+        if dense.device.type != "cpu":
+            return (self @ dense)[row_ids.to(dense.device)]
+        return _RowSparseProduct.apply(self.scipy[row_ids.numpy()], dense)
 
 
 class _RowSparseProduct(torch.autograd.Function):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ class Recommender(nn.Module):
 
     name: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # Training settings the model's authors use where they differ from the shared protocol
+    # (e.g. MGCN's lr decay); applied before config files and --set, so users can override them.
+    training_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
         super().__init__()

@@ -21,11 +21,11 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     flags: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Defaults < config file < ``--set`` overrides < explicit flags."""
+    """Defaults < the model's training defaults < config file < ``--set`` overrides < explicit flags."""
     model_class = get_model_class(model)
     if Path(data).exists():  # an absolute path keeps the run resumable from any folder
         data = Path(data).resolve()
-    layers = []
+    layers = [(f"{model_class.name} training defaults", dict(model_class.training_defaults))]
     if config_file is not None:
         layers.append((str(config_file), read_config_file(config_file)))
     if overrides:

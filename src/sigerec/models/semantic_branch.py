@@ -1,0 +1,178 @@
+"""Behaviour + semantics models: the machinery MGCN and SIGE share, written once.
+
+Both models have the same skeleton (Yu et al., MGCN, MM 2023; sige.md section 3):
+
+- behaviour branch: LightGCN on the user-item graph A_hat -> b_u, b_i;
+- semantic branch per modality m: projected features f^m = W_m x^m + c_m gate the item ID
+  embeddings, e^m = E_item * sigmoid(G_m f^m) (MGCN's behaviour-guided purifier), are propagated
+  over an item-item graph, z^m_i = S^L e^m, and users aggregate their items, z^m_u = R_hat z^m_i;
+- fusion of the modalities into s (MGCN's behaviour-aware fuser), final h = b + s.
+
+They differ in the item graph (SIGE infuses co-occurrence), and in the extra loss terms. A
+subclass builds the item graphs and writes ``loss``; :meth:`batch_representations` gives it
+every representation of the batch's rows.
+
+Speed: the fuser works row by row, so a training step computes it only for the batch's users,
+positives and negatives; likewise the users' semantic aggregate (rows of R_hat) and the last
+LightGCN layer (on CPU). Only the item-side products (features, gates, S^m) run over all items.
+Evaluation computes everything for all nodes. Both paths give the same numbers (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from sigerec.config import ModelConfig
+from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
+from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
+from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate, lightgcn_propagate_rows
+from sigerec.models.base import Recommender
+
+FUSERS = ("attention", "mean")
+
+
+@dataclass
+class BatchRepresentations:
+    """Every representation of one batch, rows in the order (users, positives, negatives).
+
+    ``behaviour`` b [3B, d], ``semantics[m]`` z^m [3B, d], ``fused`` s [3B, d], ``final`` b + s.
+    ``ego`` holds the layer-0 ID embeddings of the same rows.
+    """
+
+    behaviour: torch.Tensor
+    semantics: dict[str, torch.Tensor]
+    fused: torch.Tensor
+    final: torch.Tensor
+    ego: torch.Tensor
+
+    def part(self, tensor: torch.Tensor, which: str) -> torch.Tensor:
+        """The ``"users"``, ``"positives"`` or ``"negatives"`` rows of ``tensor``."""
+        return tensor.chunk(3)[("users", "positives", "negatives").index(which)]
+
+
+class SemanticFuser(nn.Module):
+    """Fuses the modality representations z^m of some nodes into one vector s per node.
+
+    ``"attention"``, MGCN's behaviour-aware fuser (eqs. 11-14), generalised from two to M
+    modalities:
+        a_m = softmax_m( q(z^m) ),  q = Linear-Tanh-Linear(no bias), shared by the modalities
+        common = sum_m a_m z^m
+        specific_m = (z^m - common) * sigmoid(P_m b)       (b: the node's behaviour vector)
+        s = (sum_m specific_m + common) / (M + 1)
+    With M = 2 this is MGCN's ``(sep_image + sep_text + common) / 3``.
+    ``"mean"``: s = mean_m z^m (a SIGE choice, no parameters).
+    """
+
+    def __init__(self, modalities: list[str], size: int, kind: str):
+        super().__init__()
+        if kind not in FUSERS:
+            raise SigerecError(f"fuser must be one of {', '.join(FUSERS)}, got {kind!r}.")
+        self.modalities, self.kind = modalities, kind
+        if kind == "attention":
+            self.query = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1, bias=False))
+            self.preference_gates = nn.ModuleDict(
+                {m: nn.Sequential(nn.Linear(size, size), nn.Sigmoid()) for m in modalities}
+            )
+
+    def forward(self, semantics: dict[str, torch.Tensor], behaviour: torch.Tensor) -> torch.Tensor:
+        stacked = torch.stack([semantics[m] for m in self.modalities])  # [M, rows, d]
+        if self.kind == "mean":
+            return stacked.mean(0)
+        attention = torch.softmax(self.query(stacked), dim=0)  # [M, rows, 1]
+        common = (attention * stacked).sum(0)  # [rows, d]
+        fused = common
+        for position, modality in enumerate(self.modalities):
+            fused = fused + (stacked[position] - common) * self.preference_gates[modality](behaviour)
+        return fused / (len(self.modalities) + 1)
+
+
+class BehaviourSemanticRecommender(Recommender):
+    """Base of MGCN and SIGE: see the module docstring. Subclasses call :meth:`build` once.
+
+    Parameters, in creation order (so that two subclasses with the same settings start from the
+    same weights for a seed): the ID table [n_users + n_items, d] (users and items each
+    Xavier-uniform, as MMRec's two ``nn.Embedding``s), then per modality the raw features
+    (trainable when ``train_features``, as MMRec's ``from_pretrained(freeze=False)``) and the
+    projection W_m, then the gates G_m, then the fuser.
+    """
+
+    def build(
+        self,
+        dataset: Dataset,
+        label: str,
+        item_graphs: dict[str, sp.spmatrix],
+        n_ui_layers: int,
+        n_ii_layers: int,
+        gate: bool,
+        fuser: str,
+        train_features: bool,
+    ) -> None:
+        self.modalities = self.require_features(dataset, label)
+        for name, value in (("n_ui_layers", n_ui_layers), ("n_ii_layers", n_ii_layers)):
+            if value < 0:
+                raise SigerecError(f"{label}: '{name}' must be >= 0, got {value}.")
+        self.n_ui_layers, self.n_ii_layers, self.gated = n_ui_layers, n_ii_layers, gate
+        size = self.config.embedding_size
+        self.embedding = nn.Parameter(torch.empty(self.n_users + self.n_items, size))
+        with torch.no_grad():
+            nn.init.xavier_uniform_(self.embedding[: self.n_users])
+            nn.init.xavier_uniform_(self.embedding[self.n_users :])
+        self.projections = nn.ModuleDict()
+        for modality in self.modalities:
+            features = torch.as_tensor(np.asarray(dataset.features[modality]), dtype=torch.float32)
+            if train_features:
+                self.register_parameter(f"{modality}_features", nn.Parameter(features.clone()))
+            else:
+                self.register_buffer(f"{modality}_features", features, persistent=False)
+            self.projections[modality] = nn.Linear(features.shape[1], size)
+        if gate:
+            self.gates = nn.ModuleDict({m: nn.Sequential(nn.Linear(size, size), nn.Sigmoid()) for m in self.modalities})
+        self.fuser = SemanticFuser(self.modalities, size, fuser)
+
+        adjacency = normalized_interaction_adjacency(dataset.train)
+        self.adjacency_scipy = adjacency
+        self.adjacency = to_torch_sparse(adjacency, self.device)
+        # R_hat: the user -> item block of A_hat (MGCN's ``self.R``).
+        self.user_item = SparseOperator(adjacency[: self.n_users, self.n_users :], self.device)
+        self.item_graphs = {m: SparseOperator(item_graphs[m], self.device) for m in self.modalities}
+
+    def features(self, modality: str) -> torch.Tensor:
+        return getattr(self, f"{modality}_features")
+
+    def item_semantics(self) -> dict[str, torch.Tensor]:
+        """z^m_i for all items: the (gated) projected features propagated on the item graphs."""
+        item_embedding = self.embedding[self.n_users :]
+        semantics = {}
+        for modality in self.modalities:
+            projected = self.projections[modality](self.features(modality))  # [n_items, d]
+            layer = item_embedding * self.gates[modality](projected) if self.gated else projected
+            for _ in range(self.n_ii_layers):
+                layer = self.item_graphs[modality] @ layer
+            semantics[modality] = layer
+        return semantics
+
+    def batch_representations(self, users, positives, negatives) -> BatchRepresentations:
+        """All representations of the batch rows (users, positives, negatives), see the class."""
+        rows = torch.cat([users, self.n_users + positives, self.n_users + negatives])
+        behaviour, ego = lightgcn_propagate_rows(
+            self.adjacency, self.adjacency_scipy, self.embedding, self.n_ui_layers, rows
+        )
+        items = torch.cat([positives, negatives])
+        semantics = {
+            m: torch.cat([self.user_item.rows(users, z_items), z_items[items]])
+            for m, z_items in self.item_semantics().items()
+        }
+        fused = self.fuser(semantics, behaviour)
+        return BatchRepresentations(behaviour, semantics, fused, behaviour + fused, ego)
+
+    def embeddings(self):
+        behaviour = lightgcn_propagate(self.adjacency, self.embedding, self.n_ui_layers)
+        semantics = {m: torch.cat([self.user_item @ z, z]) for m, z in self.item_semantics().items()}
+        final = behaviour + self.fuser(semantics, behaviour)
+        return final[: self.n_users], final[self.n_users :]

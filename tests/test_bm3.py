@@ -1,0 +1,226 @@
+import numpy as np
+import pytest
+import torch
+
+from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
+from sigerec.graphs.adjacency import normalized_interaction_adjacency
+from sigerec.models import get_model_class, model_names
+from sigerec.models.bm3 import BM3, BM3Config, cosine_alignment_loss
+from sigerec.training import runner
+from sigerec.training.run_directory import LAST_CHECKPOINT
+from test_trainer import _InterruptAfter
+
+# Test fixtures, not content: 4 items with simple, distinct feature values.
+IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
+TEXT_FEATURES = np.array([[1, 2], [2, 1], [1, -1], [-1, 1]], dtype=np.float32)
+AUDIO_FEATURES = np.array([[0.5], [-1.0], [2.0], [1.5]], dtype=np.float32)
+
+
+def _dataset(features):
+    # 3 users x 4 items, 10 training edges: user 0 - items 0,1,2,3; user 1 - 0,1,2; user 2 - 0,1,3.
+    users = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    items = np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 3])
+    matrix = Dataset.interaction_matrix(users, items, 3, 4)
+    return Dataset("hand", 3, 4, matrix, matrix.copy(), matrix.copy(), features=features)
+
+
+def _model(features=None, **config):
+    torch.manual_seed(0)
+    features = {"image": IMAGE_FEATURES, "text": TEXT_FEATURES} if features is None else features
+    return BM3(_dataset(features), BM3Config(embedding_size=4, **config))
+
+
+def _cosine_gap(a, b):
+    return 1 - torch.nn.functional.cosine_similarity(a, b, dim=-1).mean()
+
+
+def test_registry_lists_bm3():
+    assert "bm3" in model_names()
+    assert get_model_class("bm3") is BM3
+
+
+def test_defaults_are_the_published_baby_configuration():
+    config = BM3Config()
+    assert (config.n_layers, config.dropout, config.reg_weight, config.cl_weight) == (1, 0.5, 0.1, 2.0)
+    assert config.embedding_size == 64
+
+
+def test_cosine_alignment_loss_by_hand_and_stops_target_gradient():
+    # cos([1,0],[0,1]) = 0 and cos([1,1],[2,2]) = 1, so the loss is 1 - (0 + 1)/2 = 0.5.
+    online = torch.tensor([[1.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    target = torch.tensor([[0.0, 1.0], [2.0, 2.0]], requires_grad=True)
+    loss = cosine_alignment_loss(online, target)
+    assert loss.item() == pytest.approx(0.5)
+    loss.backward()
+    assert target.grad is None
+    # d/dx of -cos(x, y)/2 at x = [1,0], y = [0,1] is -(y/|y| - cos x/|x|)/(2|x|) = [0, -0.5].
+    assert torch.allclose(online.grad[0], torch.tensor([0.0, -0.5]))
+
+
+def test_encoder_is_lightgcn_mean_plus_item_residual():
+    model = _model(n_layers=1)
+    adjacency = normalized_interaction_adjacency(_dataset({}).train).toarray()
+    # By hand: user 0 (degree 4) - item 0 (degree 3) weighs 1/sqrt(12); user 1 - item 2 (3, 2) 1/sqrt(6).
+    assert adjacency[0, 3 + 0] == pytest.approx(1 / np.sqrt(12), rel=1e-5)
+    assert adjacency[1, 3 + 2] == pytest.approx(1 / np.sqrt(6), rel=1e-5)
+    ego = torch.cat([model.user_embedding, model.item_embedding])
+    mean = (ego + torch.from_numpy(adjacency) @ ego) / 2
+    users, items = model.encode()
+    assert users.shape == (3, 4) and items.shape == (4, 4)
+    assert torch.allclose(users, mean[:3], atol=1e-6)
+    assert torch.allclose(items, mean[3:] + model.item_embedding, atol=1e-6)
+
+
+def test_zero_layers_give_the_embeddings_and_twice_the_item_embeddings():
+    model = _model(n_layers=0)
+    users, items = model.encode()
+    assert torch.allclose(users, model.user_embedding)
+    assert torch.allclose(items, 2 * model.item_embedding)
+
+
+def test_target_view_is_detached_dropout_scaled_by_the_kept_share():
+    model = _model(dropout=0.5)
+    online = torch.ones(200, 4, requires_grad=True)
+    torch.manual_seed(3)
+    target = model._target(online)
+    assert not target.requires_grad
+    assert set(target.unique().tolist()) == {0.0, 2.0}  # kept entries scaled by 1 / (1 - 0.5)
+    assert 0.4 < (target == 0).float().mean().item() < 0.6
+    torch.manual_seed(3)
+    assert torch.equal(model._target(online), target)  # torch's global RNG drives it
+
+
+def test_zero_dropout_target_equals_the_online_view():
+    model = _model(dropout=0.0)
+    online = torch.randn(5, 4)
+    assert torch.equal(model._target(online), online)
+
+
+def test_scores_apply_the_predictor_to_both_sides():
+    model = _model()
+    model.eval()
+    users, items = model.encode()
+    predicted_users, predicted_items = model.embeddings()
+    assert torch.allclose(predicted_users, model.predictor(users))
+    assert torch.allclose(predicted_items, model.predictor(items))
+    scores = model.scorer()(torch.tensor([0, 2]))
+    assert scores.shape == (2, 4)
+    assert torch.allclose(scores, predicted_users[[0, 2]] @ predicted_items.T, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        {"image": IMAGE_FEATURES, "text": TEXT_FEATURES},
+        {"audio": AUDIO_FEATURES, "image": IMAGE_FEATURES, "text": TEXT_FEATURES},
+    ],
+)
+def test_loss_without_dropout_is_reconstruction_plus_weighted_alignments_plus_penalty(features):
+    # dropout 0: every target is the online view itself, so the loss is a closed formula.
+    model = _model(features, dropout=0.0, cl_weight=0.7, reg_weight=0.3)
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([3, 2, 1])
+    user_table, item_table = model.encode()
+    user, item = user_table[users], item_table[items]
+    predictor = model.predictor
+    expected = _cosine_gap(predictor(user), item) + _cosine_gap(predictor(item), user)
+    for modality in features:
+        projected = model.feature_projections[modality](torch.from_numpy(features[modality][items.numpy()]))
+        expected = expected + 0.7 * (
+            _cosine_gap(predictor(projected), item) + _cosine_gap(predictor(projected), projected)
+        )
+    norms = torch.linalg.vector_norm(user_table) + torch.linalg.vector_norm(item_table)
+    expected = expected + 0.3 * norms / 4  # MMRec's EmbLoss: whole tables, divided by n_items
+    loss = model.loss(users, items, torch.tensor([0, 0, 0]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert len(model.feature_projections) == len(features)
+
+
+def test_loss_ignores_negatives():
+    model = _model()
+    users, positives = torch.tensor([0, 1]), torch.tensor([1, 2])
+    torch.manual_seed(5)
+    first = model.loss(users, positives, torch.tensor([2, 3]))
+    torch.manual_seed(5)
+    second = model.loss(users, positives, torch.tensor([0, 0]))
+    assert torch.equal(first, second)
+
+
+def test_loss_is_finite_and_trains_every_parameter():
+    model = _model()
+    torch.manual_seed(0)
+    loss = model.loss(torch.tensor([0, 1, 2]), torch.tensor([3, 2, 1]), torch.tensor([0, 0, 0]))
+    assert torch.isfinite(loss)
+    loss.backward()
+    names = {name for name, _ in model.named_parameters()}
+    assert {"image_features", "text_features", "predictor.weight", "feature_projections.text.bias"} <= names
+    for name, parameter in model.named_parameters():
+        gradient = parameter.grad
+        assert gradient is not None and torch.isfinite(gradient).all() and gradient.abs().sum() > 0, name
+
+
+def test_frozen_features_stay_out_of_parameters_and_checkpoints():
+    model = _model(train_features=False)
+    assert "text_features" not in dict(model.named_parameters())
+    assert "text_features" not in model.state_dict()
+    assert torch.equal(model.features("text"), torch.from_numpy(TEXT_FEATURES))
+
+
+def test_missing_features_raise_an_error_naming_the_fix():
+    with pytest.raises(SigerecError, match="_feat.npy") as error:
+        _model(features={})
+    assert "BM3" in str(error.value) and "sigerec encode" in str(error.value)
+
+
+def test_dropout_of_one_is_rejected():
+    with pytest.raises(SigerecError, match="dropout"):
+        _model(dropout=1.0)
+
+
+def test_a_few_epochs_lower_the_loss():
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    users = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    items = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 1, 3])
+    losses = []
+    for epoch in range(30):
+        torch.manual_seed(epoch)
+        loss = model.loss(users, items, items)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+
+
+def _write_features(folder):
+    # Test fixtures, not content: fixed values for the 6 items of the tiny dataset.
+    np.save(folder / "image_feat.npy", np.arange(24, dtype=np.float32).reshape(6, 4) % 7 / 7)
+    np.save(folder / "text_feat.npy", np.arange(30, dtype=np.float32).reshape(6, 5) % 4 / 4)
+
+
+def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
+    _write_features(tiny_dataset_dir)
+    config = runner.resolve_config("bm3", str(tiny_dataset_dir), overrides={"epochs": 2, "train_batch_size": 8})
+    run, summary = runner.train(config, tmp_path / "runs")
+    assert summary["model"] == "bm3" and summary["epochs"] == 2
+    assert all(np.isfinite(record["loss"]) for record in run.read_metrics())
+    assert 0.0 <= summary["test"]["recall@20"] <= 1.0
+
+
+def test_interrupted_run_resumes_to_the_same_metrics(tiny_dataset_dir, tmp_path):
+    _write_features(tiny_dataset_dir)
+    config = runner.resolve_config("bm3", str(tiny_dataset_dir), overrides={"epochs": 3, "train_batch_size": 8})
+    full_run, uninterrupted = runner.train(config, tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
+    (cut_run,) = list((tmp_path / "cut").iterdir())
+    resumed_run, resumed = runner.resume(cut_run)
+    assert resumed["test"] == uninterrupted["test"]
+    assert resumed["valid"] == uninterrupted["valid"]
+    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
+    # Metrics of 4 users are coarse; the losses and weights show the same dropout masks were drawn.
+    assert [r["loss"] for r in resumed_run.read_metrics()] == [r["loss"] for r in full_run.read_metrics()]
+    full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
+    resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
+    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)

@@ -1,0 +1,270 @@
+"""MGCN and SIGE: shared semantic branch, SIGE's graphs, losses, ablations and the MGCN reduction."""
+
+import numpy as np
+import pytest
+import torch
+
+from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
+from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
+from sigerec.models import get_model_class, model_names
+from sigerec.models.losses import info_nce
+from sigerec.models.mgcn import MGCN, MGCNConfig
+from sigerec.models.semantic_branch import SemanticFuser
+from sigerec.models.sige import SIGE, SIGEConfig, anchor_info_nce
+from sigerec.training import runner
+from sigerec.training.run_directory import LAST_CHECKPOINT
+from test_trainer import _InterruptAfter
+
+N_USERS, N_ITEMS = 12, 10
+
+
+def _features(seed=0):
+    # Test fixtures, not content: seeded random vectors standing in for two modalities.
+    rng = np.random.default_rng(seed)
+    return {"image": rng.random((N_ITEMS, 6)).astype(np.float32), "text": rng.random((N_ITEMS, 4)).astype(np.float32)}
+
+
+def _dataset(features=None):
+    rng = np.random.default_rng(1)
+    users = np.concatenate([np.arange(N_USERS), rng.integers(0, N_USERS, 40)])
+    items = np.concatenate([np.arange(N_USERS) % N_ITEMS, rng.integers(0, N_ITEMS, 40)])
+    matrix = Dataset.interaction_matrix(users, items, N_USERS, N_ITEMS)
+    features = _features() if features is None else features
+    return Dataset("hand", N_USERS, N_ITEMS, matrix, matrix.copy(), matrix.copy(), features=features)
+
+
+def _sige(features=None, **config):
+    torch.manual_seed(0)
+    config.setdefault("knn_k", 3)
+    config.setdefault("cooccurrence_k", 3)
+    return SIGE(_dataset(features), SIGEConfig(embedding_size=8, **config))
+
+
+def _mgcn(features=None, **config):
+    torch.manual_seed(0)
+    config.setdefault("knn_k", 3)
+    return MGCN(_dataset(features), MGCNConfig(embedding_size=8, **config))
+
+
+BATCH = (torch.tensor([0, 3, 3, 7, 11]), torch.tensor([0, 3, 5, 7, 1]), torch.tensor([2, 9, 4, 1, 8]))
+ALL_SIGE_PARTS_OFF = {"infusion_alpha": 0.0, "perturbation": "none", "modality_alignment": "none"}
+
+
+def test_registry_lists_both():
+    assert {"mgcn", "sige"} <= set(model_names())
+    assert get_model_class("sige") is SIGE and get_model_class("mgcn") is MGCN
+
+
+def test_both_use_the_authors_lr_decay_unless_overridden():
+    config = runner.resolve_config("sige", "somewhere")
+    assert config.training.learning_rate_scheduler == (0.96, 50.0)
+    assert runner.resolve_config("mgcn", "x").training.learning_rate_scheduler == (0.96, 50.0)
+    assert runner.resolve_config("lightgcn", "x").training.learning_rate_scheduler == (1.0, 50.0)
+    overridden = runner.resolve_config("sige", "x", overrides={"learning_rate_scheduler": [1.0, 50]})
+    assert overridden.training.learning_rate_scheduler == (1.0, 50.0)
+
+
+def test_mgcn_graph_is_the_weighted_sym_normalised_knn_graph():
+    model = _mgcn()
+    for modality, features in _features().items():
+        expected = normalize_graph(knn_item_graph(features, k=3, weighted=True), "sym").toarray()
+        np.testing.assert_allclose(model.item_graphs[modality].scipy.toarray(), expected, atol=1e-6)
+
+
+def test_sige_graph_infuses_the_cooccurrence_graph():
+    model = _sige(infusion_alpha=0.3)
+    dataset = _dataset()
+    collaborative = normalize_graph(cooccurrence_item_graph(dataset.train, k=3), "sym")
+    for modality, features in _features().items():
+        semantic = normalize_graph(knn_item_graph(features, k=3, weighted=True), "sym")
+        expected = mix_graphs([semantic, collaborative], [0.7, 0.3]).toarray()
+        np.testing.assert_allclose(model.item_graphs[modality].scipy.toarray(), expected, atol=1e-6)
+    binary = _sige(infusion_alpha=0.0, knn_weighted=False)
+    expected = normalize_graph(knn_item_graph(_features()["text"], k=3, weighted=False), "sym").toarray()
+    np.testing.assert_allclose(binary.item_graphs["text"].scipy.toarray(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("build", [_mgcn, _sige])
+def test_batch_rows_equal_the_full_forward(build):
+    model = build()
+    users, positives, negatives = BATCH
+    batch = model.batch_representations(users, positives, negatives)
+    all_users, all_items = model.embeddings()
+    assert torch.allclose(batch.part(batch.final, "users"), all_users[users], atol=1e-6)
+    assert torch.allclose(batch.part(batch.final, "positives"), all_items[positives], atol=1e-6)
+    assert torch.allclose(batch.part(batch.final, "negatives"), all_items[negatives], atol=1e-6)
+
+
+def test_item_semantics_by_hand():
+    model = _mgcn()
+    modality = "text"
+    projected = model.projections[modality](model.features(modality))
+    gated = model.embedding[N_USERS:] * torch.sigmoid(model.gates[modality][0](projected))
+    graph = torch.from_numpy(model.item_graphs[modality].scipy.toarray())
+    assert torch.allclose(model.item_semantics()[modality], graph @ gated, atol=1e-6)
+    ungated = _sige(modality_gate=False)
+    graph = torch.from_numpy(ungated.item_graphs[modality].scipy.toarray())
+    projected = ungated.projections[modality](ungated.features(modality))
+    assert torch.allclose(ungated.item_semantics()[modality], graph @ projected, atol=1e-6)
+
+
+def test_attention_fuser_with_neutral_weights_by_hand():
+    fuser = SemanticFuser(["a", "b"], 3, "attention")
+    with torch.no_grad():
+        for parameter in fuser.parameters():
+            parameter.zero_()  # attention 1/2 each; preference gates sigmoid(0) = 1/2
+    z_a, z_b = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[3.0, 0.0, -3.0]])
+    # common c = (z_a + z_b)/2; s = (0.5 (z_a - c) + 0.5 (z_b - c) + c) / 3 = (z_a + z_b) / 6
+    fused = fuser({"a": z_a, "b": z_b}, torch.ones(1, 3))
+    assert torch.allclose(fused, (z_a + z_b) / 6)
+    single = SemanticFuser(["a"], 3, "attention")({"a": z_a}, torch.ones(1, 3))
+    assert torch.allclose(single, z_a / 2)  # one modality: the common part, no specific part
+    mean = SemanticFuser(["a", "b"], 3, "mean")({"a": z_a, "b": z_b}, torch.ones(1, 3))
+    assert torch.allclose(mean, (z_a + z_b) / 2)
+
+
+def test_mgcn_loss_by_hand():
+    model = _mgcn(cl_weight=0.3, reg_weight=0.1)
+    users, positives, negatives = BATCH
+    all_users, all_items = model.embeddings()
+    behaviour = model.batch_representations(users, positives, negatives)
+    u, p, n = all_users[users], all_items[positives], all_items[negatives]
+    expected = -torch.nn.functional.logsigmoid((u * p).sum(1) - (u * n).sum(1)).mean()
+    expected = expected + 0.1 * 0.5 * (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+    fused, b = behaviour.fused, behaviour.behaviour
+    expected = expected + 0.3 * (
+        info_nce(behaviour.part(fused, "positives"), behaviour.part(b, "positives"), 0.2)
+        + info_nce(behaviour.part(fused, "users"), behaviour.part(b, "users"), 0.2)
+    )
+    assert model.loss(users, positives, negatives).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("align", [0.0, 0.05])
+def test_sige_with_its_parts_off_is_mgcn(align):
+    sige = _sige(align_weight=align, **ALL_SIGE_PARTS_OFF)
+    mgcn = _mgcn(cl_weight=align)
+    assert [name for name, _ in sige.named_parameters()] == [name for name, _ in mgcn.named_parameters()]
+    for (name, a), b in zip(sige.named_parameters(), mgcn.parameters()):
+        assert torch.equal(a, b), name
+    for a, b in zip(sige.embeddings(), mgcn.embeddings()):
+        assert torch.equal(a, b)
+    assert torch.equal(sige.scorer()(torch.arange(N_USERS)), mgcn.scorer()(torch.arange(N_USERS)))
+    sige_loss, mgcn_loss = sige.loss(*BATCH), mgcn.loss(*BATCH)
+    assert sige_loss.item() == pytest.approx(mgcn_loss.item(), rel=1e-6)
+    sige_loss.backward()
+    mgcn_loss.backward()
+    for (name, a), b in zip(sige.named_parameters(), mgcn.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-7), name
+
+
+def test_each_sige_part_changes_the_loss():
+    reference = _sige(**ALL_SIGE_PARTS_OFF).loss(*BATCH).item()
+    for part in ({"infusion_alpha": 0.5}, {"perturbation": "modulus"}, {"modality_alignment": "anchor"}):
+        torch.manual_seed(5)
+        changed = _sige(**{**ALL_SIGE_PARTS_OFF, **part}).loss(*BATCH).item()
+        assert changed != pytest.approx(reference, rel=1e-6), part
+
+
+def test_anchor_info_nce_by_hand():
+    anchors = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    view_a = torch.tensor([[2.0, 0.5], [0.1, 1.0], [1.0, 0.0]])
+    view_b = torch.tensor([[1.0, -1.0], [0.0, 3.0], [0.5, 0.5]])
+    tau = 0.5
+
+    def cos(x, y):
+        return float(x @ y / (x.norm() * y.norm()))
+
+    expected = 0.0
+    for n in range(3):
+        positive = sum(np.exp(cos(anchors[n], v[n]) / tau) for v in (view_a, view_b))
+        total = sum(np.exp(cos(anchors[n], v[j]) / tau) for v in (view_a, view_b) for j in range(3))
+        expected += -np.log(positive / total) / 3
+    assert anchor_info_nce(anchors, [view_a, view_b], tau).item() == pytest.approx(expected, rel=1e-5)
+    # One view: the standard InfoNCE.
+    assert anchor_info_nce(anchors, [view_a], tau).item() == pytest.approx(info_nce(anchors, view_a, tau).item())
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected_norm"),
+    [("modulus", lambda z: 0.1 * z.norm(dim=1)), ("constant", lambda z: torch.full((3,), 0.1)),
+     ("relative", lambda z: 0.1 * z.norm(dim=1) / z.norm(dim=1).mean())],
+)
+def test_perturbation_norm_follows_the_modulus_and_keeps_signs(kind, expected_norm):
+    model = _sige(perturbation=kind, noise_eps=0.1)
+    z = torch.tensor([[3.0, -4.0, 0.0], [0.1, 0.0, -0.1], [-1.0, -1.0, 1.0]])
+    torch.manual_seed(3)
+    delta = model.perturb(z) - z
+    assert torch.allclose(delta.norm(dim=1), expected_norm(z), atol=1e-6)
+    assert (delta * z >= 0).all()  # the noise lies in the node's own orthant (sign(z) * u)
+    torch.manual_seed(3)
+    assert torch.equal(model.perturb(z), delta + z)  # the global RNG makes it reproducible
+
+
+def test_pairwise_alignment_and_one_modality():
+    one = {"text": _features()["text"]}
+    model = _sige(one, modality_alignment="pairwise", perturbation="none", infusion_alpha=0.0)
+    reference = _sige(one, **ALL_SIGE_PARTS_OFF)
+    assert model.loss(*BATCH).item() == pytest.approx(reference.loss(*BATCH).item(), rel=1e-6)
+    three = {**_features(), "audio": _features(2)["text"]}
+    loss = _sige(three, modality_alignment="pairwise").loss(*BATCH)
+    assert torch.isfinite(loss)
+
+
+def test_anchor_gradient_switch():
+    users, positives, negatives = BATCH
+    for flag in (True, False):
+        model = _sige(anchor_gradient=flag, **{**ALL_SIGE_PARTS_OFF, "modality_alignment": "anchor"}, align_weight=0.0)
+        batch = model.batch_representations(users, positives, negatives)
+        behaviour = batch.part(batch.behaviour, "users")
+        behaviour.retain_grad()
+        semantics = {m: batch.part(z, "users") for m, z in batch.semantics.items()}
+        model._modality_alignment_loss(semantics, behaviour).backward()
+        assert (behaviour.grad is not None and behaviour.grad.abs().sum() > 0) == flag
+
+
+def test_full_sige_loss_trains_every_parameter():
+    model = _sige()
+    torch.manual_seed(0)
+    loss = model.loss(*BATCH)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_bad_settings_and_missing_features_give_clear_errors():
+    with pytest.raises(SigerecError, match="perturbation"):
+        _sige(perturbation="gaussian")
+    with pytest.raises(SigerecError, match="infusion_alpha"):
+        _sige(infusion_alpha=1.5)
+    with pytest.raises(SigerecError, match="fuser"):
+        _sige(fuser="concat")
+    with pytest.raises(SigerecError, match="_feat.npy"):
+        _sige(features={})
+
+
+def _write_features(folder):
+    # Test fixtures, not content: fixed values for the 6 items of the tiny dataset.
+    np.save(folder / "image_feat.npy", np.arange(24, dtype=np.float32).reshape(6, 4) % 7 / 7)
+    np.save(folder / "text_feat.npy", np.arange(30, dtype=np.float32).reshape(6, 5) % 4 / 4)
+
+
+@pytest.mark.parametrize("model_name", ["sige", "mgcn"])
+def test_interrupted_run_resumes_to_identical_weights(tiny_dataset_dir, tmp_path, model_name):
+    _write_features(tiny_dataset_dir)
+    overrides = {"epochs": 3, "train_batch_size": 8, "knn_k": 3}
+    if model_name == "sige":
+        overrides["cooccurrence_k"] = 3
+    config = runner.resolve_config(model_name, str(tiny_dataset_dir), overrides=overrides)
+    full_run, uninterrupted = runner.train(config, tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
+    (cut_run,) = list((tmp_path / "cut").iterdir())
+    resumed_run, resumed = runner.resume(cut_run)
+    assert resumed["test"] == uninterrupted["test"] and resumed["best_epoch"] == uninterrupted["best_epoch"]
+    assert [r["loss"] for r in resumed_run.read_metrics()] == [r["loss"] for r in full_run.read_metrics()]
+    full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
+    resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
+    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
