@@ -8,10 +8,10 @@ from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
 from sigerec.models import get_model_class, model_names
-from sigerec.models.losses import info_nce
+from sigerec.models.losses import info_nce, multi_positive_info_nce
 from sigerec.models.mgcn import MGCN, MGCNConfig
 from sigerec.models.semantic_branch import SemanticFuser
-from sigerec.models.sige import SIGE, SIGEConfig, anchor_info_nce
+from sigerec.models.sige import SIGE, SIGEConfig
 from sigerec.training import runner
 from sigerec.training.run_directory import LAST_CHECKPOINT
 from test_trainer import _InterruptAfter
@@ -180,9 +180,9 @@ def test_anchor_info_nce_by_hand():
         positive = sum(np.exp(cos(anchors[n], v[n]) / tau) for v in (view_a, view_b))
         total = sum(np.exp(cos(anchors[n], v[j]) / tau) for v in (view_a, view_b) for j in range(3))
         expected += -np.log(positive / total) / 3
-    assert anchor_info_nce(anchors, [view_a, view_b], tau).item() == pytest.approx(expected, rel=1e-5)
+    assert multi_positive_info_nce(anchors, [view_a, view_b], tau).item() == pytest.approx(expected, rel=1e-5)
     # One view: the standard InfoNCE.
-    assert anchor_info_nce(anchors, [view_a], tau).item() == pytest.approx(info_nce(anchors, view_a, tau).item())
+    assert multi_positive_info_nce(anchors, [view_a], tau).item() == pytest.approx(info_nce(anchors, view_a, tau).item())
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,24 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_dataset_dir, tmp_path
     full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
     resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
     assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+
+
+@pytest.mark.parametrize(("n_views", "tau"), [(1, 0.2), (2, 0.2), (3, 0.5), (2, 0.01)])
+def test_fused_info_nce_matches_the_autograd_formula(n_views, tau):
+    torch.manual_seed(n_views)
+    anchors = torch.randn(37, 5, dtype=torch.float64, requires_grad=True)
+    views = [torch.randn(37, 5, dtype=torch.float64, requires_grad=True) for _ in range(n_views)]
+
+    def formula():
+        a = torch.nn.functional.normalize(anchors, dim=1)
+        logits = torch.stack([a @ torch.nn.functional.normalize(v, dim=1).t() for v in views]) / tau  # [M, n, n]
+        positives = torch.logsumexp(logits.diagonal(dim1=1, dim2=2), dim=0)
+        return (torch.logsumexp(logits.permute(1, 0, 2).flatten(1), dim=1) - positives).mean()
+
+    expected = formula()
+    expected_grads = torch.autograd.grad(expected, [anchors, *views])
+    fused = multi_positive_info_nce(anchors, views, tau)
+    fused_grads = torch.autograd.grad(fused, [anchors, *views])
+    assert fused.item() == pytest.approx(expected.item(), rel=1e-9)
+    for a, b in zip(fused_grads, expected_grads):
+        assert torch.allclose(a, b, rtol=1e-7, atol=1e-12)

@@ -12,7 +12,7 @@ from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.dataset_graphs import cooccurrence_graph, modality_knn_graph
 from sigerec.graphs.item_graphs import COOCCURRENCE_WEIGHTINGS, mix_graphs
-from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
+from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
 from sigerec.models.semantic_branch import FUSERS, BehaviourSemanticRecommender
 
@@ -173,20 +173,7 @@ class SIGE(BehaviourSemanticRecommender):
             pairs = combinations(semantics.values(), 2)
             return sum((info_nce(a, b, tau) for a, b in pairs), torch.zeros((), device=behaviour.device))
         anchors = behaviour if self.config.anchor_gradient else behaviour.detach()
-        return anchor_info_nce(anchors, list(semantics.values()), tau)
-
-
-def anchor_info_nce(anchors: torch.Tensor, views: list[torch.Tensor], temperature: float) -> torch.Tensor:
-    """Anchor-based InfoNCE (sige.md section 5): for each row n, the anchor a_n against the
-    positives {v^m_n}_m and the negatives {v^m_n'}_{m, n' != n}, cosine similarity:
-
-        -mean_n log( sum_m exp(cos(a_n, v^m_n)/tau) / sum_m sum_n' exp(cos(a_n, v^m_n')/tau) )
-    """
-    anchors = torch.nn.functional.normalize(anchors, dim=1)
-    logits = torch.stack([anchors @ torch.nn.functional.normalize(v, dim=1).t() for v in views]) / temperature
-    positives = torch.logsumexp(logits.diagonal(dim1=1, dim2=2), dim=0)  # [rows]: over m of (n, n)
-    everything = torch.logsumexp(logits.permute(1, 0, 2).flatten(1), dim=1)  # [rows]: over m and n'
-    return (everything - positives).mean()
+        return multi_positive_info_nce(anchors, list(semantics.values()), tau)
 
 
 def _check_config(config: SIGEConfig) -> None:
