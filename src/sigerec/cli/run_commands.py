@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 
@@ -130,25 +131,45 @@ def models_command() -> None:
 @report_errors
 def demo_command(
     epochs: Annotated[int, typer.Option(help="Epoch cap per model (bounds the demo's time).")] = 40,
-    out: Annotated[Path, typer.Option(help="Folder for the demo's runs.")] = Path("runs"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo's data and runs.")] = Path("runs"),
+    users: Annotated[int, typer.Option(help="How many users' top-5 items to show.")] = 3,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Train LightGCN and BPR on the built-in Amazon Baby data and compare them.
+    """Train SIGE and LightGCN on the built-in Amazon Baby data with its real item text.
 
-    Example: sigerec demo --epochs 20
+    Encodes the shipped titles (48.5% of the items) once, trains both models, prints their test
+    metrics and a few users' top-5 items by SIGE, with titles. Example: sigerec demo --epochs 20
     """
+    from sigerec.demo import demo_item_titles, prepare_demo_data, top_items
     from sigerec.evaluation.report import format_table, run_row
     from sigerec.training import runner
 
-    rows = []
-    for model in ("bpr", "lightgcn"):
+    console.print("[bold]encoding the built-in Baby titles and descriptions (all-MiniLM-L6-v2, once)[/]")
+    data = prepare_demo_data(out / "demo-data", warn=warn, quiet=quiet)
+    rows, runs = [], {}
+    for model in ("lightgcn", "sige"):
         console.print(f"[bold]training {model} on the built-in Baby data (at most {epochs} epochs)[/]")
-        run_config = runner.resolve_config(model, "baby", flags={"epochs": epochs})
+        run_config = runner.resolve_config(model, str(data), flags={"epochs": epochs})
         with _progress(run_config, quiet) as progress:
             run, _ = runner.train(run_config, out, progress=progress, warn=warn)
         rows.append(run_row(run.path))
-    console.print("\n[bold]Test metrics at the best valid epoch (Amazon Baby, LATTICE split, no content features)[/]")
+        runs[model] = run.path
+    console.print(
+        "\n[bold]Test metrics at the best valid epoch[/] (Amazon Baby, LATTICE split; SIGE uses text "
+        "features from real titles for 48.5% of the items, the mean vector for the rest)"
+    )
     typer.echo(format_table(rows, "text"), nl=False)
+
+    model, dataset, _ = runner.load_trained_model(runs["sige"], warn=warn)
+    titles = demo_item_titles()
+    shown = [int(u) for u in np.flatnonzero(np.diff(dataset.test.indptr) > 0)[:users]]
+    console.print("\n[bold]Top-5 by SIGE[/] (training items excluded; * = in the user's test items)")
+    for user, ranked in zip(shown, top_items(model, dataset, shown, 5)):
+        test_items = set(dataset.test.indices[dataset.test.indptr[user] : dataset.test.indptr[user + 1]].tolist())
+        console.print(f"user {user} ({dataset.train.indptr[user + 1] - dataset.train.indptr[user]} training items)")
+        for item, score in ranked:
+            mark = "*" if item in test_items else " "
+            console.print(f"  {mark} item {item:>5}  {score:7.3f}  {titles.get(item, '(no title in the data)')}", markup=False)
 
 
 def register_run_commands(app: typer.Typer) -> None:

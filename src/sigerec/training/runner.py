@@ -76,9 +76,17 @@ def evaluate_run(
     run_path: str | Path, checkpoint: str = "best", splits=("valid", "test"), warn=None
 ) -> dict[str, dict]:
     """Re-evaluate a run's saved weights (``best`` or ``last``) on the given splits."""
+    from sigerec.training.trainer import evaluate_split
+
+    model, dataset, config = load_trained_model(run_path, checkpoint, warn=warn)
+    return {split: evaluate_split(model, dataset, split, config) for split in splits}
+
+
+def load_trained_model(run_path: str | Path, checkpoint: str = "best", warn=None):
+    """``(model, dataset, config)`` of a run, with the ``best`` or ``last`` saved weights, in eval mode."""
     from sigerec.errors import SigerecError
     from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT
-    from sigerec.training.trainer import build_model, evaluate_split
+    from sigerec.training.trainer import build_model
 
     run = RunDirectory.existing(run_path)
     config = load_run_config(run)
@@ -89,4 +97,5 @@ def evaluate_run(
         raise SigerecError(f"{run.file(name)}: no such checkpoint; the run has not evaluated an epoch yet.")
     model = build_model(config, dataset)
     model.load_state_dict(state["model"])
-    return {split: evaluate_split(model, dataset, split, config) for split in splits}
+    model.eval()
+    return model, dataset, config
