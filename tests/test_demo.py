@@ -18,8 +18,8 @@ class _FixedScores:
 def test_top_items_skip_training_items_and_order_by_score_then_id():
     train = Dataset.interaction_matrix(np.array([0, 1]), np.array([2, 0]), 2, 5)
     dataset = Dataset("hand", 2, 5, train, train.copy(), train.copy())
-    model = _FixedScores([[0.1, 0.5, 0.9, 0.5, -1.0], [3.0, 2.0, 1.0, 0.0, 2.0]])
-    assert top_items(model, dataset, [0, 1], 3) == [[(1, 0.5), (3, 0.5), (0, 0.1)], [(1, 2.0), (4, 2.0), (2, 1.0)]]
+    model = _FixedScores([[0.25, 0.5, 0.9, 0.5, -1.0], [3.0, 2.0, 1.0, 0.0, 2.0]])
+    assert top_items(model, dataset, [0, 1], 3) == [[(1, 0.5), (3, 0.5), (0, 0.25)], [(1, 2.0), (4, 2.0), (2, 1.0)]]
     assert [i for i, _ in top_items(model, dataset, [0], 10)[0]] == [1, 3, 0, 4]  # k > catalogue: unseen only
 
 
