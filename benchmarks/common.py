@@ -98,3 +98,44 @@ def write_section(doc: Path, name: str, content: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text)
+
+
+def run_sigerec(*args: str) -> None:
+    """Run one ``sigerec`` command in a subprocess, as a user would; its output goes to ours."""
+    command = [sys.executable, "-m", "sigerec.cli.main", *args]
+    print("$ sigerec " + " ".join(args), flush=True)
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"`sigerec {' '.join(args)}` failed with exit code {result.returncode} (see above).")
+
+
+def feature_sources(dataset_dir: Path) -> list[dict]:
+    """The provenance (``<modality>_feat.json``) of each feature file of a dataset folder, by modality."""
+    from sigerec.features.store import FEATURE_SUFFIX, read_feature_metadata
+
+    sources = []
+    for path in sorted(Path(dataset_dir).glob(f"*{FEATURE_SUFFIX}")):
+        modality = path.name.removesuffix(FEATURE_SUFFIX)
+        sources.append(read_feature_metadata(dataset_dir, modality) or {"modality": modality})
+    return sources
+
+
+def describe_features(metadata: dict) -> str:
+    """One line naming a feature file's source, encoder and coverage, e.g. for a table caption."""
+    modality = metadata["modality"]
+    if "coverage" not in metadata:
+        return f"`{modality}`: no `{modality}_feat.json` (provenance unknown)"
+    encoder = metadata.get("encoder", {})
+    if encoder.get("kind") == "categories":
+        how = f"multi-hot of column `{encoder['column']}` ({encoder['n_categories']} labels)"
+    elif encoder.get("kind") == "text":
+        # The last two parts of the model path: the bundled model's folder is just "model".
+        model = "/".join(Path(encoder.get("model", "text model")).parts[-2:])
+        how = f"text model `{model}` on `{'+'.join(encoder.get('columns', []))}`"
+    else:
+        how = encoder.get("kind", "unknown encoder")
+    return (
+        f"`{modality}` ({metadata['dim']}-d): {how} from `{Path(metadata.get('source', '?')).name}`; "
+        f"coverage {metadata['encoded']:,}/{metadata['n_items']:,} items ({metadata['coverage']:.1%})"
+        + (f", the other {metadata['mean_filled']:,} mean-filled" if metadata.get("mean_filled") else "")
+    )

@@ -1,4 +1,4 @@
-"""``sigerec encode ...``: item text and images into ``<modality>_feat.npy`` files."""
+"""``sigerec encode ...``: item text, images and category labels into ``<modality>_feat.npy`` files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sigerec.cli.errors import report_errors, warn
 from sigerec.errors import SigerecError
 
 encode_app = typer.Typer(
-    help="Encode item text and images into feature files (offline).",
+    help="Encode item text, images and category labels into feature files (offline).",
     epilog="Example: sigerec encode text items.jsonl --data data/mine --id-col item --text-cols title,description",
     no_args_is_help=True,
 )
@@ -115,3 +115,37 @@ def encode_image_command(
     encoder = ImageEncoder(image_col, images_root, weights_path)
     report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size, warn=warn, quiet=quiet)
     _print_report(report)
+
+
+@encode_app.command("categories")
+@report_errors
+def encode_categories_command(
+    items_file: Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet, JSON lines or RecBole .item.")],
+    data: Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")],
+    id_col: Annotated[
+        str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")
+    ],
+    category_col: Annotated[
+        str, typer.Option("--category-col", help="Column listing each item's labels, e.g. 'Action Comedy'.")
+    ],
+    separator: Annotated[
+        str, typer.Option("--separator", help="Text between two labels (default: a space, as RecBole token_seq).")
+    ] = " ",
+    modality: Annotated[str, typer.Option(help="Name of the feature file: <modality>_feat.npy.")] = "category",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Encode item category labels as multi-hot vectors into <data>/<modality>_feat.npy.
+
+    One column per label of the sorted vocabulary (recorded in <modality>_feat.json); items
+    missing from the file or without a label get the mean vector and are listed in
+    <modality>_feat.missing.tsv.
+
+    Example: sigerec encode categories ml-100k.item --data data/ml100k --id-col item_id --category-col class --modality genre
+    """
+    from sigerec.features.categorical import CategoryEncoder
+    from sigerec.features.encode import encode_item_file
+
+    encoder = CategoryEncoder(category_col, separator)
+    report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size=4096, warn=warn, quiet=quiet)
+    _print_report(report)
+    console.print(f"{report['dim']} categories: {', '.join(report['encoder']['vocabulary'])}", highlight=False)

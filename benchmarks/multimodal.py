@@ -1,0 +1,327 @@
+"""Train ID-only and multimodal recommenders with default settings on the datasets that have
+REAL content features, and write one test-metric table per dataset into docs/benchmarks.md.
+
+Example: python benchmarks/multimodal.py --datasets ml100k            (CPU)
+         python benchmarks/multimodal.py --datasets baby,sports --device cuda --parallel 4
+         python benchmarks/multimodal.py --ablation --datasets ml100k (SIGE ablation table)
+
+The datasets come from `python benchmarks/prepare_data.py` (.bench_data/<dataset>). Every run
+uses seed 999, MMRec's protocol (early stopping on valid Recall@20, test metrics of the best
+valid epoch) and each model's default settings; `--set key=value` overrides a setting in
+every run. Results are merged into --results by (dataset, model, settings), so datasets can
+be run separately (say ml100k on a CPU and baby,sports on a GPU) and the docs then rewritten
+from the merged file with --from-results. Models not registered in sigerec are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from common import (
+    REPO,
+    describe_features,
+    feature_sources,
+    machine_description,
+    markdown_table,
+    train_in_subprocess,
+    write_section,
+)
+
+SEED = 999
+DEFAULT_MODELS = "bpr,lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
+DEFAULT_DATASETS = "ml100k,baby,sports"
+DOC_SECTION = "multimodal"
+ABLATION_SECTION = "sige-ablation"
+ABLATION_MODEL = "sige"
+# The sections are appended at the end of the doc, so each carries its own heading.
+DOC_HEADING = "## Multimodal models on real content features"
+ABLATION_HEADING = "## SIGE ablation"
+# SIGE ablation variants: name -> (label, settings overriding the full model). The keys are
+# SIGEConfig's (src/sigerec/models/sige.py); adjust them here if that config changes.
+ABLATION_VARIANTS = {
+    "full": ("full SIGE", {}),
+    "no-infusion": ("w/o infusion", {"infusion_alpha": 0}),
+    "no-perturbation": ("w/o perturbation", {"perturbation": "none"}),
+    "constant-noise": ("constant noise", {"perturbation": "constant"}),
+    "no-anchor": ("w/o anchor InfoNCE", {"modality_alignment": "none"}),
+    "pairwise-anchor": ("pairwise modality InfoNCE instead of anchor", {"modality_alignment": "pairwise"}),
+    "no-align": ("w/o behaviour/semantics InfoNCE", {"align_weight": 0}),
+}
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``, passed on to ``sigerec train --set`` unchanged."""
+    settings = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            sys.exit(f"--set {pair!r}: expected key=value, e.g. --set n_layers=2.")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def result_key(row: dict) -> tuple:
+    """Rows with the same key replace each other when results are merged."""
+    return (row["dataset"], row["model"], row.get("variant"), json.dumps(row.get("overrides", {}), sort_keys=True))
+
+
+def merge_results(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """Earlier rows, each replaced by a new row with the same key, then the new rows not seen before."""
+    fresh = {result_key(row): row for row in new}
+    merged = [fresh.pop(result_key(row), row) for row in earlier]
+    return merged + list(fresh.values())
+
+
+def load_results(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _order(names: list[str], wanted: str) -> list[str]:
+    """``names`` in the order of the comma list ``wanted``, the others after them."""
+    ranks = {name: rank for rank, name in enumerate(wanted.split(","))}
+    return sorted(names, key=lambda name: (ranks.get(name, len(ranks)), name))
+
+
+def settings_label(overrides: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in overrides.items())
+
+
+def dataset_tables(rows: list[dict], models: str, datasets: str) -> str:
+    """One table per dataset, preceded by the feature files the runs used and their coverage."""
+    parts = []
+    for dataset in _order(sorted({row["dataset"] for row in rows}), datasets):
+        of_dataset = [row for row in rows if row["dataset"] == dataset]
+        features = of_dataset[0].get("features") or ["no content features recorded"]
+        parts.append(f"### {dataset}\n")
+        parts.append("Content features:\n\n" + "\n".join(f"- {line}" for line in features) + "\n")
+        table_rows = []
+        for model in _order(sorted({row["model"] for row in of_dataset}), models):
+            for row in (row for row in of_dataset if row["model"] == model):
+                test = row["test"]
+                name = model + (f" ({settings_label(row['overrides'])})" if row.get("overrides") else "")
+                table_rows.append(
+                    [name]
+                    + [f"{test[metric]:.4f}" for metric in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")]
+                    + [row["best_epoch"], row["epochs"], f"{row['train_seconds_per_epoch']:.2f}"]
+                    + [f"{row['peak_memory_mb']:.0f}", f"{row['device']} ({row.get('torch_threads', '?')} threads)"]
+                )
+        columns = ["model", "test R@10", "test R@20", "test N@10", "test N@20", "best epoch", "epochs"]
+        columns += ["s/epoch", "peak MB", "device"]
+        parts.append(markdown_table(columns, table_rows) + "\n")
+    return "\n".join(parts)
+
+
+def _same_settings(first: dict, second: dict) -> bool:
+    """Settings equal as ``--set`` text (0 and "0" are the same setting)."""
+    return {k: str(v) for k, v in first.items()} == {k: str(v) for k, v in second.items()}
+
+
+def ablation_table(rows: list[dict], settings: dict | None = None) -> str:
+    """SIGE variants against the full model: test R@20 and N@20 with their differences, valid R@20.
+
+    Only rows trained with exactly ``settings`` plus the variant's current overrides are shown,
+    so results of an older variant definition never pass for the current one."""
+    by_variant = {
+        row["variant"]: row
+        for row in rows
+        if row.get("variant") in ABLATION_VARIANTS
+        and _same_settings(row.get("overrides", {}), {**(settings or {}), **ABLATION_VARIANTS[row["variant"]][1]})
+    }
+    full = by_variant.get("full")
+    table_rows = []
+    for variant, (label, overrides) in ABLATION_VARIANTS.items():
+        if variant not in by_variant:
+            continue
+        row = by_variant[variant]
+        recall, ndcg = row["test"]["recall@20"], row["test"]["ndcg@20"]
+        cells = [label, f"`{settings_label(overrides)}`" if overrides else "defaults", f"{recall:.4f}", f"{ndcg:.4f}"]
+        if full is None or variant == "full":
+            cells += ["", ""]
+        else:
+            cells += [_difference(recall, full["test"]["recall@20"]), _difference(ndcg, full["test"]["ndcg@20"])]
+        cells += [f"{row['valid']['recall@20']:.4f}", row["best_epoch"], row["epochs"]]
+        table_rows.append(cells)
+    columns = ["variant", "settings", "test R@20", "test N@20", "Δ R@20 vs full", "Δ N@20 vs full"]
+    columns += ["valid R@20", "best epoch", "epochs"]
+    return markdown_table(columns, table_rows)
+
+
+def _difference(value: float, reference: float) -> str:
+    relative = f" ({(value - reference) / reference:+.1%})" if reference else ""
+    return f"{value - reference:+.4f}{relative}"
+
+
+def provenance_lines(rows: list[dict]) -> str:
+    """The commands and machines behind the rows, and a loud note if any run was epoch-capped."""
+    commands = sorted({row.get("command", "?") for row in rows})
+    machines = sorted({row.get("machine", "?") for row in rows})
+    caps = sorted({row["epoch_cap"] for row in rows if row.get("epoch_cap")})
+    lines = [f"Command(s): {'; '.join(f'`{c}`' for c in commands)}. Machine(s): {'; '.join(machines)}."]
+    lines.append(f"Seed {SEED}; default settings of each model unless a row names its overrides.")
+    if caps:
+        lines.append(f"**Smoke run: epochs capped at {', '.join(map(str, caps))}; not a benchmark result.**")
+    return " ".join(lines)
+
+
+def plot_results(rows: list[dict], models: str, datasets: str, path: Path) -> bool:
+    """Grouped bars: one panel per metric (test Recall@20, NDCG@20), one group per dataset,
+    one bar per model (runs with --set overrides are left out)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install 'sigerec[plot]'); no plot written.")
+        return False
+    plain = [row for row in rows if not row.get("overrides")]
+    names = _order(sorted({row["dataset"] for row in plain}), datasets)
+    model_names = _order(sorted({row["model"] for row in plain}), models)
+    scores = {(row["dataset"], row["model"]): row["test"] for row in plain}
+    width = 0.8 / max(len(model_names), 1)
+    figure, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.2 + 0.35 * len(names) * len(model_names)) * 2, 4))
+    for axis, (metric, label) in zip(axes, [("recall@20", "test Recall@20"), ("ndcg@20", "test NDCG@20")]):
+        for index, model in enumerate(model_names):
+            positions = [group + (index - (len(model_names) - 1) / 2) * width for group in range(len(names))]
+            heights = [scores[(d, model)][metric] if (d, model) in scores else 0.0 for d in names]
+            axis.bar(positions, heights, width, label=model, color=plt.get_cmap("tab10")(index % 10))
+        axis.set_xticks(range(len(names)), names)
+        axis.set_title(label)
+        axis.grid(axis="y", alpha=0.3)
+    axes[1].legend(fontsize=8, ncol=2)
+    if any(row.get("epoch_cap") for row in plain):
+        figure.suptitle("SMOKE RUN (epochs capped): not benchmark results", color="red")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
+
+
+def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict) -> tuple[list[dict], list[str]]:
+    """Train every (dataset, model, variant, overrides) job; returns the summaries and the failures."""
+    summaries, failures = [], []
+    extra = ["--device", args.device, "--seed", str(SEED)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+
+    def run(job):
+        dataset, model, variant, overrides = job
+        folder = args.data_root / dataset
+        out = args.out / "-".join(filter(None, [dataset, model, variant]))
+        summary = train_in_subprocess(folder, model, out, settings={**settings, **overrides}, extra=extra)
+        summary.update(
+            dataset=dataset,  # the folder name, whatever the .inter file is called
+            variant=variant,
+            overrides={**settings, **overrides},
+            epoch_cap=args.epochs,
+            machine=machine_description(),
+            command=" ".join(["python", "benchmarks/multimodal.py", *sys.argv[1:]]),
+            features=[describe_features(metadata) for metadata in feature_sources(folder)],
+        )
+        return summary
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        futures = {pool.submit(run, job): job for job in jobs}
+        for future in as_completed(futures):
+            dataset, model, variant, _ = futures[future]
+            name = f"{model}{f' [{variant}]' if variant else ''} on {dataset}"
+            try:
+                summary = future.result()
+            except RuntimeError as error:
+                failures.append(f"{name}: {error}")
+                print(f"FAILED {name}:\n{error}", flush=True)
+                continue
+            summaries.append(summary)
+            print(
+                f"{name}: test recall@20 {summary['test']['recall@20']:.4f}, ndcg@20 "
+                f"{summary['test']['ndcg@20']:.4f} at epoch {summary['best_epoch']} of {summary['epochs']}",
+                flush=True,
+            )
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(merge_results(load_results(args.results), [summary]), indent=2) + "\n")
+    return summaries, failures
+
+
+def registered_models(wanted: list[str]) -> list[str]:
+    from sigerec.models import model_names
+
+    known = set(model_names())
+    for model in wanted:
+        if model not in known:
+            print(f"skipped {model}: not registered in sigerec yet (`sigerec models` lists the models).")
+    return [model for model in wanted if model in known]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=REPO / ".bench_data", help="From prepare_data.py.")
+    parser.add_argument("--datasets", default=None, help=f"Default {DEFAULT_DATASETS} (ablation: ml100k).")
+    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--set", dest="settings", action="append", default=[], help="key=value for every run.")
+    parser.add_argument("--ablation", action="store_true", help="Run the SIGE ablation variants instead.")
+    parser.add_argument("--variants", default=",".join(ABLATION_VARIANTS), help="Ablation variants to run.")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "multimodal", help="Run folders go here.")
+    parser.add_argument("--results", type=Path, default=None, help="Default benchmarks/results/<section>.json.")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--plot", type=Path, default=None, help="Default: img/multimodal.png beside --doc.")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=None, help="Epoch cap (smoke tests only).")
+    parser.add_argument("--parallel", type=int, default=1, help="Runs at a time (e.g. several on one GPU).")
+    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    args = parser.parse_args()
+    args.datasets = args.datasets or ("ml100k" if args.ablation else DEFAULT_DATASETS)
+    section = ABLATION_SECTION if args.ablation else DOC_SECTION
+    args.results = args.results or REPO / "benchmarks" / "results" / f"{section.replace('-', '_')}.json"
+    args.plot = args.plot or args.doc.parent / "img" / "multimodal.png"
+    if args.epochs and not args.from_results and args.results.resolve().is_relative_to(REPO):
+        sys.exit("--epochs is for smoke tests: give --results and --doc outside the repository (e.g. /tmp).")
+    settings = parse_settings(args.settings)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+
+    failures: list[str] = []
+    if not args.from_results:
+        missing = [d for d in datasets if not (args.data_root / d).is_dir()]
+        if missing:
+            sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
+        if args.ablation:
+            unknown = [v for v in args.variants.split(",") if v not in ABLATION_VARIANTS]
+            if unknown:
+                sys.exit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(ABLATION_VARIANTS)}.")
+            models = registered_models([ABLATION_MODEL])
+            jobs = [
+                (d, m, v, ABLATION_VARIANTS[v][1]) for d in datasets for m in models for v in args.variants.split(",")
+            ]
+        else:
+            models = registered_models([m.strip() for m in args.models.split(",") if m.strip()])
+            jobs = [(d, m, None, {}) for d in datasets for m in models]
+        _, failures = run_jobs(jobs, args, settings)
+
+    rows = load_results(args.results)
+    if not rows:
+        sys.exit(f"{args.results}: no results; nothing written to {args.doc}.")
+    if args.ablation:
+        parts = [ABLATION_HEADING, provenance_lines(rows)]
+        for dataset in _order(sorted({row["dataset"] for row in rows}), args.datasets):
+            of_dataset = [row for row in rows if row["dataset"] == dataset]
+            features = "; ".join(of_dataset[0].get("features", []))
+            parts.append(f"**{dataset}** ({features}):\n\n{ablation_table(of_dataset, settings)}")
+        write_section(args.doc, section, "\n\n".join(parts))
+    else:
+        content = (
+            f"{DOC_HEADING}\n\n" + provenance_lines(rows) + "\n\n" + dataset_tables(rows, args.models, args.datasets)
+        )
+        if rows and plot_results(rows, args.models, args.datasets, args.plot):
+            reference = os.path.relpath(args.plot.resolve(), args.doc.resolve().parent)
+            content += f"\n![test Recall@20 and NDCG@20 per model and dataset]({reference})\n"
+        write_section(args.doc, section, content)
+    print(f"wrote {args.results} and the '{section}' section of {args.doc}")
+    if failures:
+        sys.exit(f"{len(failures)} run(s) failed: " + "; ".join(failures))
+
+
+if __name__ == "__main__":
+    main()

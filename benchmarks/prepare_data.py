@@ -1,0 +1,182 @@
+"""Build the benchmark datasets that have REAL item content features, with the sigerec CLI.
+
+Example: python benchmarks/prepare_data.py --datasets ml100k,baby,sports
+
+Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset into --out:
+- ml100k: ML-100k ratings >= 4, imported with MMRec's per-user random 8:1:1 split (seed 999);
+  `text` = all-MiniLM-L6-v2 on title, year and genres (all items), `genre` = multi-hot genres.
+- baby: the LATTICE split of Amazon Baby; `text` = all-MiniLM-L6-v2 on the partial titles and
+  descriptions of baby/content (about 48.5% of items; the rest mean-filled).
+- sports: the LATTICE split of Amazon Sports; `text` = all-MiniLM-L6-v2 on the partial 2023
+  titles of sports/content (about 13.7% of items), mapped to item ids through the itemID->ASIN map.
+No synthetic features are made: a modality exists only where real content does.
+A dataset whose feature files are all present is skipped unless --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from common import DEFAULT_DATA_ROOT, REPO, describe_features, feature_sources, run_sigerec
+
+SEED = 999
+# The modalities each prepared dataset must hold to count as complete.
+MODALITIES = {"ml100k": ("text", "genre"), "baby": ("text",), "sports": ("text",)}
+PROVENANCE_FILE = "prepared.json"
+
+
+def prepare_ml100k(source: Path, out: Path, force: bool) -> None:
+    movielens = source / "ml-100k"
+    import_options = ["--user-col", "user_id", "--item-col", "item_id", "--time-col", "timestamp"]
+    import_options += ["--rating-col", "rating", "--min-rating", "4", "--split", "mmrec", "--seed", str(SEED)]
+    run_sigerec(
+        "data",
+        "import",
+        str(movielens / "ml-100k.inter"),
+        *import_options,
+        "--out",
+        str(out),
+        *(["--force"] if force else []),
+    )
+    items = str(movielens / "ml-100k.item")
+    run_sigerec(
+        "encode",
+        "text",
+        items,
+        "--data",
+        str(out),
+        "--id-col",
+        "item_id",
+        "--text-cols",
+        "movie_title,release_year,class",
+        "--quiet",
+    )
+    run_sigerec(
+        "encode",
+        "categories",
+        items,
+        "--data",
+        str(out),
+        "--id-col",
+        "item_id",
+        "--category-col",
+        "class",
+        "--modality",
+        "genre",
+        "--quiet",
+    )
+
+
+def prepare_baby(source: Path, out: Path, force: bool) -> None:
+    baby = source / "baby"
+    copy_file(baby / "baby.inter", out, force)
+    copy_file(baby / "i_id_mapping.csv", out, force)  # MMRec's asin -> itemID, the ids of baby.inter
+    run_sigerec(
+        "encode",
+        "text",
+        str(baby / "content" / "baby_item_text_partial.jsonl"),
+        "--data",
+        str(out),
+        "--id-col",
+        "asin",
+        "--text-cols",
+        "title,description",
+        "--quiet",
+    )
+
+
+def prepare_sports(source: Path, out: Path, force: bool) -> None:
+    sports = source / "sports"
+    copy_file(sports / "sports.inter", out, force)
+    titles = sports / "content" / "sports_item_title_partial_2023meta.jsonl"
+    write_item_map(sports / "content" / "sports_itemid_asin.tsv", titles, out / "i_id_mapping.csv")
+    run_sigerec(
+        "encode", "text", str(titles), "--data", str(out), "--id-col", "asin", "--text-cols", "title", "--quiet"
+    )
+
+
+PREPARERS = {"ml100k": prepare_ml100k, "baby": prepare_baby, "sports": prepare_sports}
+
+
+def copy_file(path: Path, out: Path, force: bool) -> None:
+    """Copy ``path`` into ``out``; an identical copy is kept, a different one only replaced with --force."""
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / path.name
+    if target.exists():
+        if filecmp.cmp(path, target, shallow=False):
+            return
+        if not force:
+            sys.exit(f"{target} differs from {path}; pass --force to replace it.")
+        target.unlink()
+    shutil.copyfile(path, target)
+
+
+def write_item_map(asin_map: Path, titles: Path, target: Path) -> None:
+    """MMRec's ``i_id_mapping.csv`` (``asin<TAB>itemID``) from the Sports itemID -> ASIN table,
+    checked to number the items 0..n-1 and to agree with the itemIDs stored beside the titles."""
+    mapping = pd.read_csv(asin_map, sep="\t", dtype=str, keep_default_na=False)
+    item_ids = mapping["itemID"].astype(int).to_numpy()
+    if not np.array_equal(item_ids, np.arange(len(mapping))):
+        sys.exit(f"{asin_map}: itemIDs are not 0..n-1 in order; cannot write {target.name}.")
+    asin_to_item = dict(zip(mapping["asin"], item_ids))
+    with open(titles) as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    disagreeing = [r for r in records if asin_to_item.get(r["asin"]) != r["itemID"]]
+    if disagreeing:
+        sys.exit(f"{titles}: {len(disagreeing)} titles name an itemID that {asin_map.name} gives another ASIN.")
+    target.write_text(mapping[["asin", "itemID"]].to_csv(sep="\t", index=False, lineterminator="\n"))
+
+
+def is_complete(folder: Path, dataset: str) -> bool:
+    return all(
+        (folder / f"{modality}_feat.npy").exists() and (folder / f"{modality}_feat.json").exists()
+        for modality in MODALITIES[dataset]
+    )
+
+
+def print_coverage(dataset: str, folder: Path) -> None:
+    print(f"{dataset} ({folder}):")
+    for metadata in feature_sources(folder):
+        print(f"  {describe_features(metadata)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="The shared data folder.")
+    parser.add_argument("--out", type=Path, default=REPO / ".bench_data", help="Where the dataset folders go.")
+    parser.add_argument("--datasets", default="ml100k,baby,sports", help=f"Any of {','.join(PREPARERS)}.")
+    parser.add_argument("--force", action="store_true", help="Rebuild datasets whose features already exist.")
+    args = parser.parse_args()
+
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in datasets if d not in PREPARERS]
+    if unknown:
+        sys.exit(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(PREPARERS)}.")
+    for dataset in datasets:
+        folder = args.out / dataset
+        if is_complete(folder, dataset) and not args.force:
+            print(f"{dataset}: {folder} is complete; skipped (--force rebuilds it).")
+        else:
+            started = time.time()
+            PREPARERS[dataset](args.data_root, folder, args.force)
+            provenance = {
+                "dataset": dataset,
+                "data_root": str(args.data_root.resolve()),
+                "script": "benchmarks/prepare_data.py",
+                "seconds": round(time.time() - started, 1),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+        print_coverage(dataset, folder)
+
+
+if __name__ == "__main__":
+    main()

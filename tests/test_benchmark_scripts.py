@@ -1,0 +1,102 @@
+"""Pure helpers of the benchmark scripts: result merging, tables, feature captions, item maps."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import multimodal
+import prepare_data
+from common import describe_features, write_section
+
+
+def _row(dataset, model, recall, variant=None, overrides=None):
+    return {
+        "dataset": dataset,
+        "model": model,
+        "variant": variant,
+        "overrides": overrides or {},
+        "test": {"recall@10": recall / 2, "recall@20": recall, "ndcg@10": recall / 4, "ndcg@20": recall / 3},
+        "valid": {"recall@20": recall + 0.01},
+        "best_epoch": 3,
+        "epochs": 5,
+        "train_seconds_per_epoch": 1.5,
+        "peak_memory_mb": 500.0,
+        "device": "cpu",
+        "torch_threads": 2,
+    }
+
+
+def test_merge_replaces_rows_of_the_same_dataset_model_and_settings():
+    earlier = [_row("ml100k", "bpr", 0.1), _row("baby", "bpr", 0.2)]
+    new = [_row("baby", "bpr", 0.3), _row("baby", "bpr", 0.4, overrides={"n_layers": "3"})]
+    merged = multimodal.merge_results(earlier, new)
+    assert [(r["dataset"], r["test"]["recall@20"]) for r in merged] == [("ml100k", 0.1), ("baby", 0.3), ("baby", 0.4)]
+
+
+def test_parse_settings_keeps_values_as_text():
+    assert multimodal.parse_settings(["infusion_alpha=0", "anchor = none"]) == {"infusion_alpha": "0", "anchor": "none"}
+    with pytest.raises(SystemExit):
+        multimodal.parse_settings(["no-equals-sign"])
+
+
+def test_dataset_tables_list_models_in_the_requested_order_under_their_features():
+    rows = [_row("ml100k", "lightgcn", 0.2), _row("ml100k", "bpr", 0.1)]
+    rows[0]["features"] = rows[1]["features"] = ["`text` (384-d): coverage 100%"]
+    text = multimodal.dataset_tables(rows, "bpr,lightgcn", "ml100k")
+    assert text.index("`text` (384-d)") < text.index("| bpr |") < text.index("| lightgcn |")
+    assert "| bpr | 0.0500 | 0.1000 | 0.0250 | 0.0333 | 3 | 5 | 1.50 | 500 | cpu (2 threads) |" in text
+
+
+def test_ablation_table_gives_differences_to_the_full_model():
+    rows = [
+        _row("ml100k", "sige", 0.20, variant="full"),
+        _row("ml100k", "sige", 0.15, variant="no-infusion", overrides={"infusion_alpha": "0"}),
+    ]
+    table = multimodal.ablation_table(rows).splitlines()
+    assert table[2].startswith("| full SIGE | defaults | 0.2000 |")
+    assert "| -0.0500 (-25.0%) |" in table[3] and "`infusion_alpha=0`" in table[3]
+
+
+def test_ablation_table_leaves_out_rows_of_other_settings():
+    rows = [_row("ml100k", "sige", 0.20, variant="full"), _row("ml100k", "sige", 0.1, variant="no-anchor")]
+    rows[1]["overrides"] = {"anchor": "none"}  # an older definition of the variant
+    assert "w/o anchor" not in multimodal.ablation_table(rows)
+    assert "full SIGE" not in multimodal.ablation_table(rows, {"n_ui_layers": "3"})
+
+
+def test_describe_features_names_source_encoder_and_coverage():
+    metadata = {
+        "modality": "genre",
+        "dim": 19,
+        "source": "/data/ml-100k.item",
+        "encoder": {"kind": "categories", "column": "class", "n_categories": 19},
+        "encoded": 1447,
+        "n_items": 1447,
+        "coverage": 1.0,
+    }
+    line = describe_features(metadata)
+    assert "multi-hot of column `class` (19 labels)" in line and "1,447/1,447 items (100.0%)" in line
+
+
+def test_write_section_appends_missing_markers_then_replaces_between_them(tmp_path):
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Benchmarks\n")
+    write_section(doc, "multimodal", "first")
+    write_section(doc, "multimodal", "second")
+    assert doc.read_text() == "# Benchmarks\n\n<!-- multimodal:start -->\nsecond\n<!-- multimodal:end -->\n"
+
+
+def test_sports_item_map_is_written_in_mmrec_format_and_checked_against_titles(tmp_path):
+    asin_map = tmp_path / "map.tsv"
+    asin_map.write_text("itemID\tasin\n0\tB01\n1\tB02\n")
+    titles = tmp_path / "titles.jsonl"
+    titles.write_text('{"itemID": 1, "asin": "B02", "title": "Bike pump"}\n')
+    target = tmp_path / "i_id_mapping.csv"
+    prepare_data.write_item_map(asin_map, titles, target)
+    assert target.read_text() == "asin\titemID\nB01\t0\nB02\t1\n"
+    titles.write_text('{"itemID": 0, "asin": "B02", "title": "Bike pump"}\n')
+    with pytest.raises(SystemExit):
+        prepare_data.write_item_map(asin_map, titles, target)
