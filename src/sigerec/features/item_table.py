@@ -52,7 +52,7 @@ def match_items(
     table = read_table(Path(path))
     ids = column(table, id_col, "--id-col")
     for name in needed:
-        column(table, name, "the text or image column options")  # fails early, naming the column
+        column(table, name, "the column options (--text-cols, --image-col, --category-col)")  # fails early
     raw_item_ids = item_raw_ids(dataset_dir)
     if raw_item_ids is not None:
         lookup = pd.Series(np.arange(len(raw_item_ids)), index=pd.Index(raw_item_ids.astype(str)))
