@@ -1,4 +1,5 @@
-"""The ``sigerec`` command line (Typer): data, train, evaluate, compare, models, demo."""
+"""The ``sigerec`` command line (Typer): data, encode, train, evaluate, compare, models, demo,
+export, recommend, similar, serve."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import typer
 
 from sigerec.cli.data_commands import data_app
 from sigerec.cli.encode_commands import encode_app
+from sigerec.cli.export_commands import register_export_commands
 from sigerec.cli.run_commands import register_run_commands
 
 app = typer.Typer(
@@ -21,6 +23,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(encode_app, name="encode")
 register_run_commands(app)
+register_export_commands(app)
 
 
 def main() -> None:

@@ -1,0 +1,233 @@
+"""Exported models: a self-contained folder that serves without the training data.
+
+``export_run`` writes, from a trained run:
+
+- ``user_vectors.npy`` / ``item_vectors.npy``: the model's final vectors (score = dot product);
+- ``user_ids.txt`` / ``item_ids.txt``: the raw id of each row, one per line;
+- ``seen.npz``: each user's training items (excluded from their recommendations);
+- ``item_titles.json`` (optional): a title per item, "" where unknown;
+- ``config.yaml`` and ``summary.json``: the run's settings and metrics;
+- ``manifest.json``: format version, model, dataset, shapes and the sha256 of every file.
+
+``ModelFolder.load`` checks all of it and refuses, naming the file and the fix, a folder that
+is incomplete, corrupt (checksum) or of another format version.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import html
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from sigerec.errors import SigerecError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+USER_VECTORS, ITEM_VECTORS = "user_vectors.npy", "item_vectors.npy"
+USER_IDS, ITEM_IDS = "user_ids.txt", "item_ids.txt"
+SEEN, TITLES = "seen.npz", "item_titles.json"
+REQUIRED_FILES = (USER_VECTORS, ITEM_VECTORS, USER_IDS, ITEM_IDS, SEEN)
+
+
+@dataclass
+class ModelFolder:
+    """An exported model in memory. Row i of the vectors belongs to ``user_ids[i]`` / ``item_ids[i]``."""
+
+    user_vectors: np.ndarray  # [n_users, d] float32
+    item_vectors: np.ndarray  # [n_items, d] float32
+    user_ids: np.ndarray  # [n_users] str
+    item_ids: np.ndarray  # [n_items] str
+    titles: np.ndarray | None  # [n_items] str, "" = unknown
+    seen: sp.csr_matrix  # [n_users, n_items] training items
+    manifest: dict
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelFolder:
+        path = Path(path)
+        manifest = _read_manifest(path)
+        for name in (*REQUIRED_FILES, *([TITLES] if TITLES in manifest["files"] else [])):
+            _check_file(path, name, manifest)
+        titles = None
+        if TITLES in manifest["files"]:
+            titles = np.asarray(json.loads((path / TITLES).read_text(encoding="utf-8")), dtype=object)
+        folder = cls(
+            user_vectors=np.load(path / USER_VECTORS, allow_pickle=False),
+            item_vectors=np.load(path / ITEM_VECTORS, allow_pickle=False),
+            user_ids=_read_ids(path / USER_IDS),
+            item_ids=_read_ids(path / ITEM_IDS),
+            titles=titles,
+            seen=sp.load_npz(path / SEEN).tocsr(),
+            manifest=manifest,
+            path=path,
+        )
+        folder._check_shapes()
+        return folder
+
+    def _check_shapes(self) -> None:
+        n_users, n_items = len(self.user_ids), len(self.item_ids)
+        where = self.path or "model folder"
+        if self.user_vectors.shape[0] != n_users or self.item_vectors.shape[0] != n_items:
+            raise SigerecError(f"{where}: vectors and id lists disagree in length; export the run again.")
+        if self.user_vectors.shape[1] != self.item_vectors.shape[1]:
+            raise SigerecError(f"{where}: user and item vectors differ in size; export the run again.")
+        if self.seen.shape != (n_users, n_items):
+            raise SigerecError(f"{where}: {SEEN} is {self.seen.shape}, expected ({n_users}, {n_items}).")
+        if self.titles is not None and len(self.titles) != n_items:
+            raise SigerecError(f"{where}: {TITLES} has {len(self.titles)} titles for {n_items} items.")
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    items_file: str | Path | None = None,
+    id_col: str | None = None,
+    title_col: str | None = None,
+    checkpoint: str = "best",
+    force: bool = False,
+    warn=None,
+) -> Path:
+    """Write the model folder of a trained run to ``out`` (see the module docstring)."""
+    from sigerec.data.builtin import resolve_data_path
+    from sigerec.data.id_maps import USER_MAP_FILE, item_raw_ids, read_id_mapping
+    from sigerec.training.runner import load_trained_model
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise SigerecError(f"{out}: exists and is not empty; choose another --out or pass --force to replace it.")
+    if (items_file is None) != (title_col is None) or (items_file is not None and id_col is None):
+        raise SigerecError("titles need all three of --items FILE, --id-col and --title-col.")
+    model, dataset, config = load_trained_model(run_dir, checkpoint, warn=warn)
+    with torch.no_grad():
+        user_vectors, item_vectors = (v.detach().float().cpu().numpy() for v in model.embeddings())
+    dataset_dir = resolve_data_path(config.data)
+    raw_items = item_raw_ids(dataset_dir)
+    raw_users = read_id_mapping(dataset_dir / USER_MAP_FILE) if (dataset_dir / USER_MAP_FILE).exists() else None
+    user_ids = _raw_ids(raw_users, dataset.n_users)
+    item_ids = _raw_ids(raw_items, dataset.n_items)
+    titles = _titles(items_file, dataset_dir, dataset.n_items, id_col, title_col, warn) if items_file else None
+
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        np.save(staging / USER_VECTORS, np.ascontiguousarray(user_vectors, dtype=np.float32))
+        np.save(staging / ITEM_VECTORS, np.ascontiguousarray(item_vectors, dtype=np.float32))
+        _write_ids(staging / USER_IDS, user_ids)
+        _write_ids(staging / ITEM_IDS, item_ids)
+        sp.save_npz(staging / SEEN, sp.csr_matrix(dataset.train, dtype=np.float32))
+        if titles is not None:
+            (staging / TITLES).write_text(json.dumps(list(titles), ensure_ascii=False), encoding="utf-8")
+        for name in ("config.yaml", "summary.json"):
+            if (run_dir / name).exists():
+                shutil.copyfile(run_dir / name, staging / name)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "model": config.model,
+            "dataset": dataset.name,
+            "run": str(run_dir.resolve()),
+            "checkpoint": checkpoint,
+            "score": "dot product of user and item vectors",
+            "n_users": dataset.n_users,
+            "n_items": dataset.n_items,
+            "dim": int(item_vectors.shape[1]),
+            "metrics": {split: summary.get(split, {}) for split in ("valid", "test")},
+            "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _raw_ids(raw: np.ndarray | None, count: int) -> np.ndarray:
+    ids = np.arange(count).astype(str) if raw is None else np.asarray(raw, dtype=str)
+    bad = [i for i in ids if "\n" in i or "\r" in i]
+    if bad:
+        raise SigerecError(f"raw id {bad[0]!r} contains a line break; ids must be single-line strings.")
+    return ids
+
+
+def _titles(items_file, dataset_dir: Path, n_items: int, id_col: str, title_col: str, warn) -> np.ndarray:
+    from sigerec.features.item_table import match_items
+
+    matched = match_items(items_file, dataset_dir, n_items, id_col, [title_col])
+    for note in matched.notes():
+        if warn is not None:
+            warn(note)
+    titles = np.full(n_items, "", dtype=object)
+    values = matched.table.frame[title_col].to_numpy()
+    titles[matched.items] = [html.unescape(str(values[row])) for row in matched.rows]
+    return titles
+
+
+def _write_ids(path: Path, ids: np.ndarray) -> None:
+    path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+
+
+def _read_ids(path: Path) -> np.ndarray:
+    return np.asarray(path.read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
+
+
+def _file_entry(path: Path) -> dict:
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.is_dir():
+        raise SigerecError(f"{path}: no such model folder. Create one with `sigerec export RUN_DIR --out {path}`.")
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise SigerecError(
+            f"{manifest_path}: missing, so {path} is not an exported model (or the export did not finish). "
+            "Run `sigerec export` again."
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SigerecError(f"{manifest_path}: not valid JSON ({error}); export the model again.") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise SigerecError(
+            f"{manifest_path}: format version {version!r}, but this sigerec reads version {FORMAT_VERSION}. "
+            "Export the run again with this sigerec, or use the sigerec version that wrote it."
+        )
+    if not isinstance(manifest.get("files"), dict):
+        raise SigerecError(f"{manifest_path}: no 'files' list; export the model again.")
+    return manifest
+
+
+def _check_file(folder: Path, name: str, manifest: dict) -> None:
+    path = folder / name
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise SigerecError(f"{folder / MANIFEST}: does not list {name}; export the model again.")
+    if not path.exists():
+        raise SigerecError(f"{path}: missing from the model folder; export the model again.")
+    if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+        raise SigerecError(f"{path}: checksum mismatch (the file is corrupt or was changed); export the model again.")
