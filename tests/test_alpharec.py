@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from model_checks import assert_resume_is_exact
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.models import get_model_class, model_names
 from sigerec.models.alpharec import AlphaRec, AlphaRecConfig, sampled_info_nce
 from sigerec.training import runner
-from sigerec.training.run_directory import LAST_CHECKPOINT
-from test_trainer import _InterruptAfter
 
 # Test fixtures, not content: 5 items with simple, distinct "text" vectors.
 TEXT = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1], [2, -1, 1]], dtype=np.float32)
@@ -244,21 +243,12 @@ def test_a_few_epochs_lower_the_training_loss(tiny_dataset_dir, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_metrics(tiny_dataset_dir, tmp_path):
     _write_text_features(tiny_dataset_dir)
-    overrides = {"epochs": 3, "train_batch_size": 8, "mlp_hidden_size": 16, "n_negatives": 16}
-    config = runner.resolve_config("alpharec", str(tiny_dataset_dir), overrides=overrides)
-    full_run, uninterrupted = runner.train(config, tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
-    (cut_run,) = list((tmp_path / "cut").iterdir())
-    resumed_run, resumed = runner.resume(cut_run)
-    assert resumed["test"] == uninterrupted["test"]
-    assert resumed["valid"] == uninterrupted["valid"]
-    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
-    # Metrics of 4 users are coarse; equal losses and weights show the same negatives were drawn.
-    assert [r["loss"] for r in resumed_run.read_metrics()] == [r["loss"] for r in full_run.read_metrics()]
-    full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+    assert_resume_is_exact(
+        "alpharec",
+        tiny_dataset_dir,
+        tmp_path,
+        {"epochs": 3, "train_batch_size": 8, "mlp_hidden_size": 16, "n_negatives": 16},
+    )
 
 
 @pytest.mark.parametrize("setting", [{"n_negatives": 0}, {"temperature": 0.0}, {"mlp_hidden_size": 0}])

@@ -2,14 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from model_checks import assert_resume_is_exact, write_tiny_features
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency
 from sigerec.models import get_model_class, model_names
 from sigerec.models.bm3 import BM3, BM3Config, cosine_alignment_loss
 from sigerec.training import runner
-from sigerec.training.run_directory import LAST_CHECKPOINT
-from test_trainer import _InterruptAfter
 
 # Test fixtures, not content: 4 items with simple, distinct feature values.
 IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
@@ -193,14 +192,8 @@ def test_a_few_epochs_lower_the_loss():
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
 
 
-def _write_features(folder):
-    # Test fixtures, not content: fixed values for the 6 items of the tiny dataset.
-    np.save(folder / "image_feat.npy", np.arange(24, dtype=np.float32).reshape(6, 4) % 7 / 7)
-    np.save(folder / "text_feat.npy", np.arange(30, dtype=np.float32).reshape(6, 5) % 4 / 4)
-
-
 def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
-    _write_features(tiny_dataset_dir)
+    write_tiny_features(tiny_dataset_dir)
     config = runner.resolve_config("bm3", str(tiny_dataset_dir), overrides={"epochs": 2, "train_batch_size": 8})
     run, summary = runner.train(config, tmp_path / "runs")
     assert summary["model"] == "bm3" and summary["epochs"] == 2
@@ -209,18 +202,5 @@ def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(tiny_dataset_dir, tmp_path):
-    _write_features(tiny_dataset_dir)
-    config = runner.resolve_config("bm3", str(tiny_dataset_dir), overrides={"epochs": 3, "train_batch_size": 8})
-    full_run, uninterrupted = runner.train(config, tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
-    (cut_run,) = list((tmp_path / "cut").iterdir())
-    resumed_run, resumed = runner.resume(cut_run)
-    assert resumed["test"] == uninterrupted["test"]
-    assert resumed["valid"] == uninterrupted["valid"]
-    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
-    # Metrics of 4 users are coarse; the losses and weights show the same dropout masks were drawn.
-    assert [r["loss"] for r in resumed_run.read_metrics()] == [r["loss"] for r in full_run.read_metrics()]
-    full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+    write_tiny_features(tiny_dataset_dir)
+    assert_resume_is_exact("bm3", tiny_dataset_dir, tmp_path, {"epochs": 3, "train_batch_size": 8})

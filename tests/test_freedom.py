@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from model_checks import assert_resume_is_exact, write_tiny_features
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency
@@ -10,8 +11,6 @@ from sigerec.graphs.item_graphs import knn_item_graph, normalize_graph
 from sigerec.models import get_model_class, model_names
 from sigerec.models.freedom import FREEDOM, FREEDOMConfig
 from sigerec.training import runner
-from sigerec.training.run_directory import LAST_CHECKPOINT
-from test_trainer import _InterruptAfter
 
 # Test fixtures, not content: 4 items with simple, distinct feature values.
 IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
@@ -165,14 +164,8 @@ def test_missing_features_raise_an_error_naming_the_fix():
     assert "sigerec encode" in str(error.value) and "hand" in str(error.value)
 
 
-def _write_features(folder):
-    # Test fixtures, not content: fixed values for the 6 items of the tiny dataset.
-    np.save(folder / "image_feat.npy", np.arange(24, dtype=np.float32).reshape(6, 4) % 7 / 7)
-    np.save(folder / "text_feat.npy", np.arange(30, dtype=np.float32).reshape(6, 5) % 4 / 4)
-
-
 def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
-    _write_features(tiny_dataset_dir)
+    write_tiny_features(tiny_dataset_dir)
     config = runner.resolve_config("freedom", str(tiny_dataset_dir), overrides={"epochs": 2, "train_batch_size": 8})
     run, summary = runner.train(config, tmp_path / "runs")
     assert summary["model"] == "freedom" and summary["epochs"] == 2
@@ -181,19 +174,5 @@ def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(tiny_dataset_dir, tmp_path):
-    _write_features(tiny_dataset_dir)
-    overrides = {"epochs": 3, "train_batch_size": 8, "dropout": 0.5}
-    config = runner.resolve_config("freedom", str(tiny_dataset_dir), overrides=overrides)
-    full_run, uninterrupted = runner.train(config, tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
-    (cut_run,) = list((tmp_path / "cut").iterdir())
-    resumed_run, resumed = runner.resume(cut_run)
-    assert resumed["test"] == uninterrupted["test"]
-    assert resumed["valid"] == uninterrupted["valid"]
-    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
-    # Metrics of 4 users are coarse; the losses and weights show the same graphs were drawn.
-    assert [r["loss"] for r in resumed_run.read_metrics()] == [r["loss"] for r in full_run.read_metrics()]
-    full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+    write_tiny_features(tiny_dataset_dir)
+    assert_resume_is_exact("freedom", tiny_dataset_dir, tmp_path, {"epochs": 3, "train_batch_size": 8, "dropout": 0.5})

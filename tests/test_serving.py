@@ -112,8 +112,13 @@ def _service(index="exact"):
     users, items = _vectors(4, 8, 3), _vectors(6, 8, 4)
     seen = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1], [0] * 6, [1] * 5 + [0]], dtype=np.float32))
     folder = ModelFolder(
-        users, items, np.array(["u0", "u1", "u2", "u3"]), np.array(list("abcdef")),
-        np.array(["A", "", "C", "", "", "F"], dtype=object), seen, {"model": "hand", "format_version": 1},
+        users,
+        items,
+        np.array(["u0", "u1", "u2", "u3"]),
+        np.array(list("abcdef")),
+        np.array(["A", "", "C", "", "", "F"], dtype=object),
+        seen,
+        {"model": "hand", "format_version": 1},
     )
     return RecommendationService(folder, index), users, items
 
@@ -150,8 +155,21 @@ def test_service_rejects_unknown_ids_and_bad_k():
 
 def test_cli_export_recommend_similar(trained_run, items_file, tmp_path):
     out = tmp_path / "model"
-    result = cli.invoke(app, ["export", str(trained_run), "--out", str(out), "--items", str(items_file),
-                              "--id-col", "item", "--title-col", "name"])
+    result = cli.invoke(
+        app,
+        [
+            "export",
+            str(trained_run),
+            "--out",
+            str(out),
+            "--items",
+            str(items_file),
+            "--id-col",
+            "item",
+            "--title-col",
+            "name",
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = cli.invoke(app, ["recommend", str(out), "--user", "1", "-k", "2"])
     assert result.exit_code == 0 and "top 2 for user 1" in result.output

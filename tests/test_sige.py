@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from model_checks import assert_resume_is_exact, write_tiny_features
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
@@ -13,8 +14,6 @@ from sigerec.models.mgcn import MGCN, MGCNConfig
 from sigerec.models.semantic_branch import SemanticFuser
 from sigerec.models.sige import SIGE, SIGEConfig
 from sigerec.training import runner
-from sigerec.training.run_directory import LAST_CHECKPOINT
-from test_trainer import _InterruptAfter
 
 N_USERS, N_ITEMS = 12, 10
 
@@ -182,13 +181,18 @@ def test_anchor_info_nce_by_hand():
         expected += -np.log(positive / total) / 3
     assert multi_positive_info_nce(anchors, [view_a, view_b], tau).item() == pytest.approx(expected, rel=1e-5)
     # One view: the standard InfoNCE.
-    assert multi_positive_info_nce(anchors, [view_a], tau).item() == pytest.approx(info_nce(anchors, view_a, tau).item())
+    assert multi_positive_info_nce(anchors, [view_a], tau).item() == pytest.approx(
+        info_nce(anchors, view_a, tau).item()
+    )
 
 
 @pytest.mark.parametrize(
     ("kind", "expected_norm"),
-    [("modulus", lambda z: 0.1 * z.norm(dim=1)), ("constant", lambda z: torch.full((3,), 0.1)),
-     ("relative", lambda z: 0.1 * z.norm(dim=1) / z.norm(dim=1).mean())],
+    [
+        ("modulus", lambda z: 0.1 * z.norm(dim=1)),
+        ("constant", lambda z: torch.full((3,), 0.1)),
+        ("relative", lambda z: 0.1 * z.norm(dim=1) / z.norm(dim=1).mean()),
+    ],
 )
 def test_perturbation_norm_follows_the_modulus_and_keeps_signs(kind, expected_norm):
     model = _sige(perturbation=kind, noise_eps=0.1)
@@ -245,29 +249,13 @@ def test_bad_settings_and_missing_features_give_clear_errors():
         _sige(features={})
 
 
-def _write_features(folder):
-    # Test fixtures, not content: fixed values for the 6 items of the tiny dataset.
-    np.save(folder / "image_feat.npy", np.arange(24, dtype=np.float32).reshape(6, 4) % 7 / 7)
-    np.save(folder / "text_feat.npy", np.arange(30, dtype=np.float32).reshape(6, 5) % 4 / 4)
-
-
 @pytest.mark.parametrize("model_name", ["sige", "mgcn"])
 def test_interrupted_run_resumes_to_identical_weights(tiny_dataset_dir, tmp_path, model_name):
-    _write_features(tiny_dataset_dir)
+    write_tiny_features(tiny_dataset_dir)
     overrides = {"epochs": 3, "train_batch_size": 8, "knn_k": 3}
     if model_name == "sige":
         overrides["cooccurrence_k"] = 3
-    config = runner.resolve_config(model_name, str(tiny_dataset_dir), overrides=overrides)
-    full_run, uninterrupted = runner.train(config, tmp_path / "full")
-    with pytest.raises(KeyboardInterrupt):
-        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
-    (cut_run,) = list((tmp_path / "cut").iterdir())
-    resumed_run, resumed = runner.resume(cut_run)
-    assert resumed["test"] == uninterrupted["test"] and resumed["best_epoch"] == uninterrupted["best_epoch"]
-    assert [r["loss"] for r in resumed_run.read_metrics()] == [r["loss"] for r in full_run.read_metrics()]
-    full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
-    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+    assert_resume_is_exact(model_name, tiny_dataset_dir, tmp_path, overrides)
 
 
 @pytest.mark.parametrize(("n_views", "tau"), [(1, 0.2), (2, 0.2), (3, 0.5), (2, 0.03), (2, 0.01)])

@@ -169,7 +169,9 @@ def demo_command(
         console.print(f"user {user} ({dataset.train.indptr[user + 1] - dataset.train.indptr[user]} training items)")
         for item, score in ranked:
             mark = "*" if item in test_items else " "
-            console.print(f"  {mark} item {item:>5}  {score:7.3f}  {titles.get(item, '(no title in the data)')}", markup=False)
+            console.print(
+                f"  {mark} item {item:>5}  {score:7.3f}  {titles.get(item, '(no title in the data)')}", markup=False
+            )
 
 
 def register_run_commands(app: typer.Typer) -> None:

@@ -60,5 +60,7 @@ def _cached(dataset: Dataset, name: str, inputs: dict, build) -> sp.csr_matrix:
     try:
         return cached_graph(Path(dataset.path) / GRAPH_CACHE_FOLDER, name, inputs, build_once)
     except OSError as error:
-        warnings.warn(f"graph cache under {dataset.path} not writable ({error}); graphs are rebuilt per run.", stacklevel=3)
+        warnings.warn(
+            f"graph cache under {dataset.path} not writable ({error}); graphs are rebuilt per run.", stacklevel=3
+        )
         return built[0] if built else build_once()

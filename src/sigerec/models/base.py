@@ -57,6 +57,27 @@ class Recommender(nn.Module):
             )
         return sorted(dataset.features)
 
+    def register_features(self, dataset: Dataset, trainable: bool) -> dict[str, int]:
+        """Each modality's raw features as ``<modality>_features``; returns their widths.
+
+        Trainable features are parameters (MMRec's ``from_pretrained(freeze=False)``) and are
+        saved in checkpoints; frozen ones are buffers left out of them (they come back with
+        the dataset).
+        """
+        widths = {}
+        for modality in self.modalities:
+            features = torch.as_tensor(np.asarray(dataset.features[modality]), dtype=torch.float32)
+            if trainable:
+                self.register_parameter(f"{modality}_features", nn.Parameter(features.clone()))
+            else:
+                self.register_buffer(f"{modality}_features", features, persistent=False)
+            widths[modality] = features.shape[1]
+        return widths
+
+    def features(self, modality: str) -> torch.Tensor:
+        """The raw features of ``modality``: [n_items, F_m] (see :meth:`register_features`)."""
+        return getattr(self, f"{modality}_features")
+
     def pre_epoch(self, epoch: int) -> None:
         """Hook before each training epoch; default: nothing."""
 

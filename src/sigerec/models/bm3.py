@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -130,21 +129,13 @@ class BM3(Recommender):
         nn.init.xavier_uniform_(self.item_embedding)
         self.predictor = nn.Linear(size, size)
         nn.init.xavier_normal_(self.predictor.weight)
+        widths = self.register_features(dataset, trainable=config.train_features)
         self.feature_projections = nn.ModuleDict()
         for modality in self.modalities:
-            features = torch.as_tensor(np.asarray(dataset.features[modality]), dtype=torch.float32)
-            if config.train_features:
-                self.register_parameter(f"{modality}_features", nn.Parameter(features.clone()))
-            else:
-                self.register_buffer(f"{modality}_features", features, persistent=False)
-            projection = nn.Linear(features.shape[1], size)
+            projection = nn.Linear(widths[modality], size)
             nn.init.xavier_normal_(projection.weight)
             self.feature_projections[modality] = projection
         self.adjacency = to_torch_sparse(normalized_interaction_adjacency(dataset.train), device)
-
-    def features(self, modality: str) -> torch.Tensor:
-        """The raw features of ``modality``: [n_items, F_m]."""
-        return getattr(self, f"{modality}_features")
 
     def encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Online views h_u [n_users, d] and h_i [n_items, d] (LightGCN plus item residual)."""

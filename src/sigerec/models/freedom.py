@@ -106,14 +106,8 @@ class FREEDOM(Recommender):
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
         nn.init.xavier_uniform_(self.user_embedding)
         nn.init.xavier_uniform_(self.item_embedding)
-        self.feature_projections = nn.ModuleDict()
-        for modality in self.modalities:
-            features = torch.as_tensor(np.asarray(dataset.features[modality]), dtype=torch.float32)
-            if config.train_features:
-                self.register_parameter(f"{modality}_features", nn.Parameter(features.clone()))
-            else:
-                self.register_buffer(f"{modality}_features", features, persistent=False)
-            self.feature_projections[modality] = nn.Linear(features.shape[1], size)
+        widths = self.register_features(dataset, trainable=config.train_features)
+        self.feature_projections = nn.ModuleDict({m: nn.Linear(widths[m], size) for m in self.modalities})
 
         self.item_item_graph_scipy = self._build_item_item_graph(dataset)
         self.item_item_graph = SparseOperator(self.item_item_graph_scipy, device)
@@ -142,10 +136,6 @@ class FREEDOM(Recommender):
         if self.modalities == ["image", "text"]:
             return [self.config.mm_image_weight, 1.0 - self.config.mm_image_weight]
         return [1.0 / len(self.modalities)] * len(self.modalities)
-
-    def features(self, modality: str) -> torch.Tensor:
-        """The raw features of ``modality``: [n_items, F_m]."""
-        return getattr(self, f"{modality}_features")
 
     def kept_edge_count(self) -> int:
         return round((1.0 - self.config.dropout) * len(self.edge_weights))

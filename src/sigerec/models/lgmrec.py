@@ -156,11 +156,10 @@ class LGMRec(Recommender):
         nn.init.xavier_uniform_(self.item_embedding)
         self.feature_projections = nn.ParameterDict()  # W^m [F_m, d]
         self.hyperedge_embeddings = nn.ParameterDict()  # V^m [F_m, h]
+        # Frozen buffers, reloaded with the dataset (as VBPR), so checkpoints stay small.
+        widths = self.register_features(dataset, trainable=False)
         for modality in self.modalities:
-            features = torch.as_tensor(np.asarray(dataset.features[modality]), dtype=torch.float32)
-            # Not persistent: frozen and reloaded with the dataset (as VBPR), so checkpoints stay small.
-            self.register_buffer(f"{modality}_features", features, persistent=False)
-            width = features.shape[1]
+            width = widths[modality]
             self.feature_projections[modality] = nn.Parameter(nn.init.xavier_uniform_(torch.empty(width, size)))
             self.hyperedge_embeddings[modality] = nn.Parameter(
                 nn.init.xavier_uniform_(torch.empty(width, config.hyper_num))
@@ -175,10 +174,6 @@ class LGMRec(Recommender):
         self.register_buffer(
             "inverse_user_degree", torch.from_numpy(1.0 / (user_degree + 1e-7)), persistent=False
         )  # [n_users, 1]
-
-    def features(self, modality: str) -> torch.Tensor:
-        """The frozen features of ``modality``: [n_items, F_m]."""
-        return getattr(self, f"{modality}_features")
 
     # -- forward ---------------------------------------------------------------------------
     def _assign(self, logits: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
@@ -61,7 +62,7 @@ class MGCN(BehaviourSemanticRecommender):
 
     name = "mgcn"
     config_class = MGCNConfig
-    training_defaults = {"learning_rate_scheduler": (0.96, 50.0)}
+    training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)
@@ -88,6 +89,8 @@ class MGCN(BehaviourSemanticRecommender):
                 info_nce(batch.part(batch.fused, rows), batch.part(batch.behaviour, rows), self.config.temperature)
                 for rows in ("positives", "users")
             )
-        return ranking + self.config.reg_weight * squared_norm_loss(user, positive, negative) + (
-            self.config.cl_weight * alignment
+        return (
+            ranking
+            + self.config.reg_weight * squared_norm_loss(user, positive, negative)
+            + (self.config.cl_weight * alignment)
         )

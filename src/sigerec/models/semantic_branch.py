@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
@@ -123,14 +121,8 @@ class BehaviourSemanticRecommender(Recommender):
         with torch.no_grad():
             nn.init.xavier_uniform_(self.embedding[: self.n_users])
             nn.init.xavier_uniform_(self.embedding[self.n_users :])
-        self.projections = nn.ModuleDict()
-        for modality in self.modalities:
-            features = torch.as_tensor(np.asarray(dataset.features[modality]), dtype=torch.float32)
-            if train_features:
-                self.register_parameter(f"{modality}_features", nn.Parameter(features.clone()))
-            else:
-                self.register_buffer(f"{modality}_features", features, persistent=False)
-            self.projections[modality] = nn.Linear(features.shape[1], size)
+        widths = self.register_features(dataset, trainable=train_features)
+        self.projections = nn.ModuleDict({m: nn.Linear(widths[m], size) for m in self.modalities})
         if gate:
             self.gates = nn.ModuleDict({m: nn.Sequential(nn.Linear(size, size), nn.Sigmoid()) for m in self.modalities})
         self.fuser = SemanticFuser(self.modalities, size, fuser)
@@ -141,9 +133,6 @@ class BehaviourSemanticRecommender(Recommender):
         # R_hat: the user -> item block of A_hat (MGCN's ``self.R``).
         self.user_item = SparseOperator(adjacency[: self.n_users, self.n_users :], self.device)
         self.item_graphs = {m: SparseOperator(item_graphs[m], self.device) for m in self.modalities}
-
-    def features(self, modality: str) -> torch.Tensor:
-        return getattr(self, f"{modality}_features")
 
     def item_semantics(self) -> dict[str, torch.Tensor]:
         """z^m_i for all items: the (gated) projected features propagated on the item graphs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any, ClassVar
 
 import torch
 
@@ -102,7 +103,7 @@ class SIGE(BehaviourSemanticRecommender):
 
     name = "sige"
     config_class = SIGEConfig
-    training_defaults = {"learning_rate_scheduler": (0.96, 50.0)}
+    training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
 
     def __init__(self, dataset: Dataset, config: SIGEConfig, device="cpu"):
         super().__init__(dataset, config, device)
@@ -125,11 +126,15 @@ class SIGE(BehaviourSemanticRecommender):
         alpha = config.infusion_alpha
         collaborative = None
         if alpha > 0:
-            collaborative = cooccurrence_graph(dataset, k=config.cooccurrence_k, weighting=config.cooccurrence_weighting)
+            collaborative = cooccurrence_graph(
+                dataset, k=config.cooccurrence_k, weighting=config.cooccurrence_weighting
+            )
         graphs = {}
         for modality in modalities:
             semantic = modality_knn_graph(dataset, modality, k=config.knn_k, weighted=config.knn_weighted)
-            graphs[modality] = semantic if collaborative is None else mix_graphs([semantic, collaborative], [1 - alpha, alpha])
+            graphs[modality] = (
+                semantic if collaborative is None else mix_graphs([semantic, collaborative], [1 - alpha, alpha])
+            )
         return graphs
 
     def loss(self, users, positives, negatives):
@@ -152,9 +157,7 @@ class SIGE(BehaviourSemanticRecommender):
 
     def _perturbation_loss(self, semantics: dict[str, torch.Tensor]) -> torch.Tensor:
         """sum_m InfoNCE(z + delta', z + delta'') with modulus-guided noise (section 4)."""
-        return sum(
-            info_nce(self.perturb(z), self.perturb(z), self.config.temperature) for z in semantics.values()
-        )
+        return sum(info_nce(self.perturb(z), self.perturb(z), self.config.temperature) for z in semantics.values())
 
     def perturb(self, z: torch.Tensor) -> torch.Tensor:
         """z + eta_n * normalize(sign(z) * u), u ~ U(0, 1)^d, eta_n per ``perturbation``."""

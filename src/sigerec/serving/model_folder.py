@@ -134,7 +134,7 @@ def export_run(
                 shutil.copyfile(run_dir / name, staging / name)
         manifest = {
             "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "model": config.model,
             "dataset": dataset.name,
             "run": str(run_dir.resolve()),
