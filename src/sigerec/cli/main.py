@@ -9,6 +9,7 @@ from sigerec.cli.data_commands import data_app
 from sigerec.cli.encode_commands import encode_app
 from sigerec.cli.export_commands import register_export_commands
 from sigerec.cli.run_commands import register_run_commands
+from sigerec.cli.serve_command import register_serve_command
 
 app = typer.Typer(
     help="sigerec: train, evaluate and compare graph-based multimodal recommenders.",
@@ -24,6 +25,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(encode_app, name="encode")
 register_run_commands(app)
 register_export_commands(app)
+register_serve_command(app)
 
 
 def main() -> None:

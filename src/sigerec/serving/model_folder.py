@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from sigerec.errors import SigerecError
 
@@ -97,6 +96,8 @@ def export_run(
     warn=None,
 ) -> Path:
     """Write the model folder of a trained run to ``out`` (see the module docstring)."""
+    import torch  # only exporting needs the model classes; loading and serving do not
+
     from sigerec.data.builtin import resolve_data_path
     from sigerec.data.id_maps import USER_MAP_FILE, item_raw_ids, read_id_mapping
     from sigerec.training.runner import load_trained_model
