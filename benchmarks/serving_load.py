@@ -293,7 +293,7 @@ def main() -> None:
         "(user + system time of the server processes) depends less on other load than latency does. "
         "Target: p99 under 10 ms at 8 clients on 2 cores."
     )
-    write_section(args.doc, "serving", f"{intro}\n\n{results_table(rows)}")
+    write_section(args.doc, "serving", f"## Serving: HTTP latency and throughput\n\n{intro}\n\n{results_table(rows)}")
 
 
 if __name__ == "__main__":
