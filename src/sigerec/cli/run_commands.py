@@ -130,7 +130,7 @@ def models_command() -> None:
 
 @report_errors
 def demo_command(
-    epochs: Annotated[int, typer.Option(help="Epoch cap per model (bounds the demo's time).")] = 40,
+    epochs: Annotated[int, typer.Option(help="Epoch cap per model (bounds the demo's time).")] = 30,
     out: Annotated[Path, typer.Option(help="Folder for the demo's data and runs.")] = Path("runs"),
     users: Annotated[int, typer.Option(help="How many users' top-5 items to show.")] = 3,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
