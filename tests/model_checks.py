@@ -8,9 +8,22 @@ import numpy as np
 import pytest
 import torch
 
+from sigerec.data.dataset import Dataset
 from sigerec.training import runner
 from sigerec.training.run_directory import LAST_CHECKPOINT
 from test_trainer import _InterruptAfter
+
+# Test fixtures, not content: 4 items with simple, distinct feature values.
+HAND_IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
+HAND_TEXT_FEATURES = np.array([[1, 2], [2, 1], [1, -1], [-1, 1]], dtype=np.float32)
+
+
+def hand_dataset(features: dict) -> Dataset:
+    """3 users x 4 items, 10 training edges: user 0 - items 0,1,2,3; user 1 - 0,1,2; user 2 - 0,1,3."""
+    users = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    items = np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 3])
+    matrix = Dataset.interaction_matrix(users, items, 3, 4)
+    return Dataset("hand", 3, 4, matrix, matrix.copy(), matrix.copy(), features=features)
 
 
 def write_tiny_features(folder: Path) -> None:

@@ -3,8 +3,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from model_checks import assert_resume_is_exact, write_tiny_features
-from sigerec.data.dataset import Dataset
+from model_checks import HAND_IMAGE_FEATURES, HAND_TEXT_FEATURES, assert_resume_is_exact, write_tiny_features
+from model_checks import hand_dataset as _dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency
 from sigerec.graphs.item_graphs import knn_item_graph, normalize_graph
@@ -12,17 +12,8 @@ from sigerec.models import get_model_class, model_names
 from sigerec.models.freedom import FREEDOM, FREEDOMConfig
 from sigerec.training import runner
 
-# Test fixtures, not content: 4 items with simple, distinct feature values.
-IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
-TEXT_FEATURES = np.array([[1, 2], [2, 1], [1, -1], [-1, 1]], dtype=np.float32)
-
-
-def _dataset(features):
-    # 3 users x 4 items, 10 training edges: user 0 - items 0,1,2,3; user 1 - 0,1,2; user 2 - 0,1,3.
-    users = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    items = np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 3])
-    matrix = Dataset.interaction_matrix(users, items, 3, 4)
-    return Dataset("hand", 3, 4, matrix, matrix.copy(), matrix.copy(), features=features)
+IMAGE_FEATURES = HAND_IMAGE_FEATURES
+TEXT_FEATURES = HAND_TEXT_FEATURES
 
 
 def _model(features=None, **config):
