@@ -72,6 +72,15 @@ def test_broken_folders_are_refused_with_the_file_named(trained_run, tmp_path):
         ModelFolder.load(out)
     with pytest.raises(SigerecError, match="no such model folder"):
         ModelFolder.load(tmp_path / "nothing")
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(SigerecError, match="only replaces"):
+        export_run(trained_run, other, force=True)
+    assert (other / "notes.txt").exists()
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(SigerecError, match="is a file"):
+        export_run(trained_run, tmp_path / "a-file")
 
 
 def _vectors(n=500, d=16, seed=0):

@@ -238,6 +238,13 @@ def test_full_sige_loss_trains_every_parameter():
         assert parameter.grad.abs().sum() > 0, name
 
 
+def test_mgcn_rejects_bad_settings():
+    with pytest.raises(SigerecError, match="temperature"):
+        _mgcn(temperature=0.0)
+    with pytest.raises(SigerecError, match="cl_weight"):
+        _mgcn(cl_weight=-0.1)
+
+
 def test_bad_settings_and_missing_features_give_clear_errors():
     with pytest.raises(SigerecError, match="perturbation"):
         _sige(perturbation="gaussian")

@@ -58,7 +58,13 @@ def serve_command(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from sigerec.serving.app import INDEX_VARIABLE, MODEL_DIR_VARIABLE, create_app, use_one_thread_per_request
+    from sigerec.serving.app import (
+        INDEX_VARIABLE,
+        MODEL_DIR_VARIABLE,
+        create_app,
+        freeze_loaded_objects,
+        use_one_thread_per_request,
+    )
     from sigerec.serving.model_folder import ModelFolder
     from sigerec.serving.service import RecommendationService
 
@@ -79,7 +85,9 @@ def serve_command(
     # What uvicorn.run does, but on our socket; Ctrl+C is the normal way to stop, so exit code 0.
     try:
         if workers == 1:
-            server = uvicorn.Server(uvicorn.Config(create_app(service), **options))
+            app = create_app(service)
+            freeze_loaded_objects()
+            server = uvicorn.Server(uvicorn.Config(app, **options))
             server.run(sockets=[sock])
             if not server.started:
                 raise SigerecError(f"the server on {url} stopped at start-up; see uvicorn's message above.")

@@ -271,4 +271,6 @@ class AlphaRec(Recommender):
         ``model.item_text[item_ids]``. Score with ``model.embeddings()[1] @ vector``.
         """
         vectors = self._as_text_vectors(liked_text_vectors, "user_vector_from_liked_items")
+        if vectors.shape[0] == 0:
+            raise SigerecError("user_vector_from_liked_items needs at least one liked item.")
         return F.normalize(self.mlp(vectors.mean(0, keepdim=True)), dim=1)[0]

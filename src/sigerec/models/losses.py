@@ -53,6 +53,8 @@ def multi_positive_info_nce(anchors: torch.Tensor, views: list[torch.Tensor], te
     The [rows, views x rows] similarity matrix dominates a contrastive step, so it goes through
     a fused kernel (:class:`_MultiPositiveInfoNCE`) that makes about half the passes over it of
     the autograd formula, 2.3x faster on CPU for 2048 rows, same values and gradients (tested).
+    Its backward runs once per forward: ``retain_graph=True`` with a second backward is not
+    supported (the similarity buffer is reused for the gradient).
     """
     anchors = torch.nn.functional.normalize(anchors, dim=1)
     stacked = torch.cat([torch.nn.functional.normalize(v, dim=1) for v in views])  # [M * rows, d]
@@ -91,10 +93,12 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         return (total.log() - positive_total.log()).mean()
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         anchors, stacked, similarity, total, positive_share = ctx.saved_tensors
         rows = anchors.shape[0]
         gradient = similarity.div_(total.unsqueeze(1))  # P, in place: backward runs once
         gradient.view(rows, ctx.n_views, rows).diagonal(dim1=0, dim2=2).sub_(positive_share)  # P - Q
         scale = grad_output * ctx.inverse / rows
-        return torch.mm(gradient, stacked) * scale, torch.mm(gradient.t(), anchors) * scale, None, None
+        anchor_grad = torch.mm(gradient, stacked) * scale if ctx.needs_input_grad[0] else None
+        return anchor_grad, torch.mm(gradient.t(), anchors) * scale, None, None

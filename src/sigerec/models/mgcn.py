@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
 from sigerec.graphs.dataset_graphs import modality_knn_graph
 from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
@@ -66,6 +67,11 @@ class MGCN(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)
+        if config.temperature <= 0:
+            raise SigerecError(f"MGCN: 'temperature' must be > 0, got {config.temperature}.")
+        for key in ("cl_weight", "reg_weight"):
+            if getattr(config, key) < 0:
+                raise SigerecError(f"MGCN: '{key}' must be >= 0, got {getattr(config, key)}.")
         modalities = self.require_features(dataset, "MGCN")
         graphs = {m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=True) for m in modalities}
         self.build(

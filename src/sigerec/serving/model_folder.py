@@ -99,22 +99,27 @@ def export_run(
     import torch  # only exporting needs the model classes; loading and serving do not
 
     from sigerec.data.builtin import resolve_data_path
-    from sigerec.data.id_maps import USER_MAP_FILE, item_raw_ids, read_id_mapping
+    from sigerec.data.id_maps import ITEM_MAP_FILE, USER_MAP_FILE, item_raw_ids, read_id_mapping
     from sigerec.training.runner import load_trained_model
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise SigerecError(f"{out}: exists and is not empty; choose another --out or pass --force to replace it.")
+    if out.exists() and not out.is_dir():
+        raise SigerecError(f"--out {out}: is a file; give a folder path for the model.")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise SigerecError(f"{out}: exists and is not empty; choose another --out or pass --force to replace it.")
+        if not (out / MANIFEST).exists():  # --force replaces an earlier export, never any other folder
+            raise SigerecError(f"{out}: not an exported model (no {MANIFEST}); --force only replaces those.")
     if (items_file is None) != (title_col is None) or (items_file is not None and id_col is None):
         raise SigerecError("titles need all three of --items FILE, --id-col and --title-col.")
-    model, dataset, config = load_trained_model(run_dir, checkpoint, warn=warn)
+    model, dataset, config = load_trained_model(run_dir, checkpoint, warn=warn, device="cpu")
     with torch.no_grad():
         user_vectors, item_vectors = (v.detach().float().cpu().numpy() for v in model.embeddings())
     dataset_dir = resolve_data_path(config.data)
     raw_items = item_raw_ids(dataset_dir)
     raw_users = read_id_mapping(dataset_dir / USER_MAP_FILE) if (dataset_dir / USER_MAP_FILE).exists() else None
-    user_ids = _raw_ids(raw_users, dataset.n_users)
-    item_ids = _raw_ids(raw_items, dataset.n_items)
+    user_ids = _raw_ids(raw_users, dataset.n_users, dataset_dir / USER_MAP_FILE)
+    item_ids = _raw_ids(raw_items, dataset.n_items, dataset_dir / ITEM_MAP_FILE)
     titles = _titles(items_file, dataset_dir, dataset.n_items, id_col, title_col, warn) if items_file else None
 
     run_dir = Path(run_dir)
@@ -158,7 +163,11 @@ def export_run(
     return out
 
 
-def _raw_ids(raw: np.ndarray | None, count: int) -> np.ndarray:
+def _raw_ids(raw: np.ndarray | None, count: int, map_path: Path) -> np.ndarray:
+    if raw is not None and len(raw) != count:
+        raise SigerecError(
+            f"{map_path}: maps {len(raw)} ids but the dataset has {count}; rebuild the folder with `sigerec data import`."
+        )
     ids = np.arange(count).astype(str) if raw is None else np.asarray(raw, dtype=str)
     bad = [i for i in ids if "\n" in i or "\r" in i]
     if bad:
@@ -226,7 +235,7 @@ def _read_manifest(path: Path) -> dict:
 def _check_file(folder: Path, name: str, manifest: dict) -> None:
     path = folder / name
     entry = manifest["files"].get(name)
-    if entry is None:
+    if not isinstance(entry, dict):
         raise SigerecError(f"{folder / MANIFEST}: does not list {name}; export the model again.")
     if not path.exists():
         raise SigerecError(f"{path}: missing from the model folder; export the model again.")

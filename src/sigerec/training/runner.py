@@ -51,9 +51,10 @@ def train(
     return run, trainer.fit()
 
 
-def load_run_config(run: RunDirectory) -> RunConfig:
+def load_run_config(run: RunDirectory, device: str | None = None) -> RunConfig:
     saved = run.read_config()
-    return resolve_config(saved["model"], saved["data"], config_file=run.file("config.yaml"))
+    flags = {"device": device} if device is not None else None
+    return resolve_config(saved["model"], saved["data"], config_file=run.file("config.yaml"), flags=flags)
 
 
 def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory, dict]:
@@ -82,14 +83,17 @@ def evaluate_run(
     return {split: evaluate_split(model, dataset, split, config) for split in splits}
 
 
-def load_trained_model(run_path: str | Path, checkpoint: str = "best", warn=None):
-    """``(model, dataset, config)`` of a run, with the ``best`` or ``last`` saved weights, in eval mode."""
+def load_trained_model(run_path: str | Path, checkpoint: str = "best", warn=None, device: str | None = None):
+    """``(model, dataset, config)`` of a run, with the ``best`` or ``last`` saved weights, in eval mode.
+
+    ``device`` overrides the run's device (e.g. "cpu" to export a model trained on a GPU).
+    """
     from sigerec.errors import SigerecError
     from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT
     from sigerec.training.trainer import build_model
 
     run = RunDirectory.existing(run_path)
-    config = load_run_config(run)
+    config = load_run_config(run, device)
     dataset = load_dataset(resolve_data_path(config.data), warn=warn)
     name = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}[checkpoint]
     state = run.load_checkpoint(name, config.training.device)
