@@ -47,14 +47,13 @@ def demo_item_titles() -> dict[int, str]:
 @torch.no_grad()
 def top_items(model, dataset, users: list[int], k: int) -> list[list[tuple[int, float]]]:
     """Each user's ``k`` best items, training items excluded: ``[(item, score), ...]``."""
+    from sigerec.serving.retrieval import top_k
+
     scores = model.scorer()(torch.as_tensor(users, dtype=torch.long)).clone().numpy()
+    result = []
     for row, user in enumerate(users):
         seen = dataset.train.indices[dataset.train.indptr[user] : dataset.train.indptr[user + 1]]
         scores[row, seen] = -np.inf
-    k = min(k, scores.shape[1])
-    candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # the k best, unordered
-    result = []
-    for row, items in enumerate(candidates):
-        ordered = sorted((i for i in items.tolist() if scores[row, i] > -np.inf), key=lambda i: (-scores[row, i], i))
-        result.append([(item, float(scores[row, item])) for item in ordered])
+        items, best = top_k(scores[row], min(k, scores.shape[1] - len(seen)))
+        result.append([(int(item), float(score)) for item, score in zip(items, best)])
     return result

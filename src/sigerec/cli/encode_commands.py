@@ -18,6 +18,25 @@ encode_app = typer.Typer(
 )
 console = Console()
 
+# Options every encode command takes.
+ItemsFile = Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet, JSON lines or RecBole .item.")]
+DatasetOption = Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")]
+IdColumn = Annotated[
+    str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _encode(items_file: Path, data: str, id_col: str, modality: str, encoder, batch_size: int, quiet: bool) -> dict:
+    """Run one encoder over the item file into ``<data>/<modality>_feat.npy`` and print the report."""
+    from sigerec.features.encode import encode_item_file
+
+    if batch_size < 1:
+        raise SigerecError(f"--batch-size must be positive, got {batch_size}.")
+    report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size, warn=warn, quiet=quiet)
+    _print_report(report)
+    return report
+
 
 def _print_report(report: dict) -> None:
     timing = report["timing"]
@@ -45,11 +64,9 @@ def _columns(option: str) -> list[str]:
 @encode_app.command("text")
 @report_errors
 def encode_text_command(
-    items_file: Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet or JSON lines.")],
-    data: Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")],
-    id_col: Annotated[
-        str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")
-    ],
+    items_file: ItemsFile,
+    data: DatasetOption,
+    id_col: IdColumn,
     text_cols: Annotated[
         str,
         typer.Option("--text-cols", help="Columns joined in this order, as MMRec: title,brand,categories,description."),
@@ -60,7 +77,7 @@ def encode_text_command(
         Path | None,
         typer.Option(help="Local sentence-transformers model folder (default: the bundled all-MiniLM-L6-v2)."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Encode item text with all-MiniLM-L6-v2 into <data>/<modality>_feat.npy (384-d).
 
@@ -69,25 +86,17 @@ def encode_text_command(
 
     Example: sigerec encode text items.jsonl --data data/baby --id-col asin --text-cols title,description
     """
-    from sigerec.features.encode import encode_item_file
     from sigerec.features.text import TextEncoder
 
-    if batch_size < 1:
-        raise SigerecError(f"--batch-size must be positive, got {batch_size}.")
-    wanted = _columns(text_cols)
-    encoder = TextEncoder(wanted, model_path)
-    report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size, warn=warn, quiet=quiet)
-    _print_report(report)
+    _encode(items_file, data, id_col, modality, TextEncoder(_columns(text_cols), model_path), batch_size, quiet)
 
 
 @encode_app.command("image")
 @report_errors
 def encode_image_command(
-    items_file: Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet or JSON lines.")],
-    data: Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")],
-    id_col: Annotated[
-        str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")
-    ],
+    items_file: ItemsFile,
+    data: DatasetOption,
+    id_col: IdColumn,
     image_col: Annotated[str, typer.Option("--image-col", help="Column with each item's image file path.")],
     images_root: Annotated[Path | None, typer.Option(help="Folder that relative image paths start from.")] = None,
     modality: Annotated[str, typer.Option(help="Name of the feature file: <modality>_feat.npy.")] = "image",
@@ -95,7 +104,7 @@ def encode_image_command(
     weights_path: Annotated[
         Path | None, typer.Option(help="Local EfficientNet-Lite0 .pth weights (default: the bundled ImageNet weights).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Encode item images with EfficientNet-Lite0 (ImageNet) into pooled 1280-d vectors.
 
@@ -105,26 +114,19 @@ def encode_image_command(
 
     Example: sigerec encode image items.csv --data data/shop --id-col sku --image-col photo --images-root photos/
     """
-    from sigerec.features.encode import encode_item_file
     from sigerec.features.image import ImageEncoder
 
-    if batch_size < 1:
-        raise SigerecError(f"--batch-size must be positive, got {batch_size}.")
     if images_root is not None and not images_root.is_dir():
         raise SigerecError(f"--images-root {images_root}: no such folder.")
-    encoder = ImageEncoder(image_col, images_root, weights_path)
-    report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size, warn=warn, quiet=quiet)
-    _print_report(report)
+    _encode(items_file, data, id_col, modality, ImageEncoder(image_col, images_root, weights_path), batch_size, quiet)
 
 
 @encode_app.command("categories")
 @report_errors
 def encode_categories_command(
-    items_file: Annotated[Path, typer.Argument(help="Item metadata: CSV, TSV, Parquet, JSON lines or RecBole .item.")],
-    data: Annotated[str, typer.Option("--data", help="Dataset folder (or built-in name) whose items to encode.")],
-    id_col: Annotated[
-        str, typer.Option("--id-col", help="Column with the item id (raw id when the folder has i_id_mapping.csv).")
-    ],
+    items_file: ItemsFile,
+    data: DatasetOption,
+    id_col: IdColumn,
     category_col: Annotated[
         str, typer.Option("--category-col", help="Column listing each item's labels, e.g. 'Action Comedy'.")
     ],
@@ -132,7 +134,7 @@ def encode_categories_command(
         str, typer.Option("--separator", help="Text between two labels (default: a space, as RecBole token_seq).")
     ] = " ",
     modality: Annotated[str, typer.Option(help="Name of the feature file: <modality>_feat.npy.")] = "category",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Encode item category labels as multi-hot vectors into <data>/<modality>_feat.npy.
 
@@ -143,9 +145,6 @@ def encode_categories_command(
     Example: sigerec encode categories ml-100k.item --data data/ml100k --id-col item_id --category-col class --modality genre
     """
     from sigerec.features.categorical import CategoryEncoder
-    from sigerec.features.encode import encode_item_file
 
-    encoder = CategoryEncoder(category_col, separator)
-    report = encode_item_file(items_file, data, id_col, modality, encoder, batch_size=4096, warn=warn, quiet=quiet)
-    _print_report(report)
+    report = _encode(items_file, data, id_col, modality, CategoryEncoder(category_col, separator), 4096, quiet)
     console.print(f"{report['dim']} categories: {', '.join(report['encoder']['vocabulary'])}", highlight=False)

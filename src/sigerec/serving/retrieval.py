@@ -37,7 +37,7 @@ class ExactIndex:
         if exclude is not None and len(exclude):
             scores[exclude] = -np.inf
         available = len(scores) - (0 if exclude is None else len(np.unique(exclude)))
-        return _top_k(scores, min(k, available))
+        return top_k(scores, min(k, available))
 
 
 class FaissIndex:
@@ -93,7 +93,9 @@ def build_index(vectors: np.ndarray, kind: str = "auto"):
     return FaissIndex(vectors, "flat" if kind == "faiss" else "ivf")
 
 
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` highest of ``scores`` [n] as ``(items, scores)``, best first, equal scores by
+    lower id; only the k candidates are sorted (``argpartition`` finds them)."""
     if k <= 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     candidates = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
