@@ -42,6 +42,9 @@ class TrainingConfig:
     mask_valid_in_test: bool = False
     seed: int = 999
     device: str = "cpu"
+    # Content modalities a multimodal model uses, e.g. (text, image); empty = every
+    # <modality>_feat.npy in the dataset folder. Unknown names are errors.
+    modalities: tuple[str, ...] = ()
 
 
 @dataclass

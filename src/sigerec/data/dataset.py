@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from sigerec.errors import SigerecError
 
 
 @dataclass
@@ -30,6 +32,25 @@ class Dataset:
     def split(self, name: str) -> sp.csr_matrix:
         """The ground-truth matrix of ``"train"``, ``"valid"`` or ``"test"``."""
         return {"train": self.train, "valid": self.valid, "test": self.test}[name]
+
+    def with_modalities(self, modalities: tuple[str, ...] | list[str]) -> Dataset:
+        """The same dataset keeping only ``modalities`` (all of them when empty).
+
+        Why: one folder can hold several content modalities (text, image, a knowledge graph);
+        comparing models on a subset, or a modality ablation, must not need a second copy.
+        """
+        if not modalities:
+            return self
+        missing = [m for m in modalities if m not in self.features]
+        if missing:
+            where = f" in {self.path}" if self.path is not None else ""
+            available = ", ".join(sorted(self.features)) or "none"
+            raise SigerecError(
+                f"setting 'modalities' asks for {', '.join(missing)}, but dataset '{self.name}'{where} has no "
+                f"such <modality>_feat.npy (it has: {available}). Encode it first (sigerec encode ...) "
+                "or drop it from 'modalities'."
+            )
+        return replace(self, features={m: self.features[m] for m in modalities})
 
     @property
     def n_train(self) -> int:

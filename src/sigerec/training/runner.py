@@ -9,6 +9,7 @@ from typing import Any
 from sigerec.config import RunConfig, read_config_file, resolve_run_config
 from sigerec.data.atomic import load_dataset
 from sigerec.data.builtin import resolve_data_path
+from sigerec.data.dataset import Dataset
 from sigerec.models import get_model_class
 from sigerec.training.run_directory import RunDirectory
 from sigerec.training.trainer import Trainer
@@ -35,6 +36,11 @@ def resolve_config(
     return resolve_run_config(model_class.name, str(data), model_class.config_class, layers)
 
 
+def load_run_dataset(config: RunConfig, warn=None) -> Dataset:
+    """The dataset of a run, restricted to the run's ``modalities`` (all when empty)."""
+    return load_dataset(resolve_data_path(config.data), warn=warn).with_modalities(config.training.modalities)
+
+
 def train(
     config: RunConfig, runs_root: str | Path = "runs", progress=None, warn=None, announce=None
 ) -> tuple[RunDirectory, dict]:
@@ -42,7 +48,7 @@ def train(
 
     ``announce(path)`` is called once the run folder exists, before training starts.
     """
-    dataset = load_dataset(resolve_data_path(config.data), warn=warn)
+    dataset = load_run_dataset(config, warn=warn)
     run = RunDirectory.create(runs_root, config.model, dataset.name)
     run.write_config(config.to_dict())
     if announce is not None:
@@ -67,7 +73,7 @@ def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory
     if finished is not None:
         return run, finished
     config = load_run_config(run)
-    dataset = load_dataset(resolve_data_path(config.data), warn=warn)
+    dataset = load_run_dataset(config, warn=warn)
     trainer = Trainer(config, dataset, run, progress)
     trainer.resume()
     return run, trainer.fit()
@@ -94,7 +100,7 @@ def load_trained_model(run_path: str | Path, checkpoint: str = "best", warn=None
 
     run = RunDirectory.existing(run_path)
     config = load_run_config(run, device)
-    dataset = load_dataset(resolve_data_path(config.data), warn=warn)
+    dataset = load_run_dataset(config, warn=warn)
     name = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}[checkpoint]
     state = run.load_checkpoint(name, config.training.device)
     if state is None:
