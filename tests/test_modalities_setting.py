@@ -4,9 +4,9 @@ in training, resume, evaluation and export alike."""
 from __future__ import annotations
 
 import pytest
-from model_checks import write_tiny_features
 from typer.testing import CliRunner
 
+from model_checks import write_tiny_features
 from sigerec.cli.main import app
 from sigerec.errors import SigerecError
 from sigerec.serving.model_folder import export_run
@@ -64,7 +64,17 @@ def test_an_unknown_modality_names_the_folder_and_the_modalities_it_has(two_moda
 def test_an_unknown_modality_on_the_command_line_is_a_usage_error(two_modality_dir, tmp_path):
     result = CliRunner().invoke(
         app,
-        ["train", "--data", str(two_modality_dir), "--model", "mgcn", "--set", "modalities=kg", "--out", str(tmp_path / "runs")],
+        [
+            "train",
+            "--data",
+            str(two_modality_dir),
+            "--model",
+            "mgcn",
+            "--set",
+            "modalities=kg",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
     )
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "asks for kg" in result.output
