@@ -159,3 +159,37 @@ def test_movielens_freebase_graph(shared_data, tmp_path):
     assert report["coverage"] > 0.8
     matrix = np.load(tmp_path / "ml" / "kg_feat.npy")
     assert matrix.shape == (1447, 64) and np.isfinite(matrix).all()
+
+
+def test_encode_kg_command_writes_the_features_and_reports_coverage(kg_files, tiny_dataset_dir):
+    from typer.testing import CliRunner
+
+    from sigerec.cli.main import app
+
+    kg_file, link_file = kg_files
+    result = CliRunner().invoke(
+        app, ["encode", "kg", str(kg_file), "--link", str(link_file), "--data", str(tiny_dataset_dir), "--dim", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())  # Rich wraps long lines
+    assert "wrote kg_feat.npy: 6 items x 3 dims" in output
+    assert "encoded 4 (66.7% coverage), mean-filled 2" in output
+    assert np.load(tiny_dataset_dir / "kg_feat.npy").shape == (6, 3)
+
+
+def test_encode_kg_command_errors_name_the_file_and_exit_2(kg_files, tiny_dataset_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from sigerec.cli.main import app
+
+    kg_file, _ = kg_files
+    absent = tmp_path / "absent.link"
+    result = CliRunner().invoke(
+        app, ["encode", "kg", str(kg_file), "--link", str(absent), "--data", str(tiny_dataset_dir)]
+    )
+    assert result.exit_code == 2 and "error:" in result.output and "no such link file" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(
+        app, ["encode", "kg", str(kg_file), "--link", str(kg_files[1]), "--data", str(tiny_dataset_dir), "--dim", "0"]
+    )
+    assert result.exit_code == 2 and "--dim and --min-entity-items must be positive" in " ".join(result.output.split())
