@@ -136,8 +136,14 @@ def describe_features(metadata: dict) -> str:
         how = f"text model `{model}` on `{'+'.join(encoder.get('columns', []))}`"
     else:
         how = encoder.get("kind", "unknown encoder")
+    source = metadata.get("source", "?")
+    if isinstance(source, dict):  # a knowledge graph: its triples and its link file
+        source = " + ".join(Path(path).name for path in (source.get("kg_file", "?"), source.get("link_file", "?")))
+        how += f" ({metadata.get('features_kept', '?'):,} shared facts)"
+    else:
+        source = Path(source).name
     return (
-        f"`{modality}` ({metadata['dim']}-d): {how} from `{Path(metadata.get('source', '?')).name}`; "
+        f"`{modality}` ({metadata['dim']}-d): {how} from `{source}`; "
         f"coverage {metadata['encoded']:,}/{metadata['n_items']:,} items ({metadata['coverage']:.1%})"
         + (f", the other {metadata['mean_filled']:,} mean-filled" if metadata.get("mean_filled") else "")
     )

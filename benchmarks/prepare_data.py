@@ -5,6 +5,10 @@ Example: python benchmarks/prepare_data.py --datasets ml100k,baby,sports
 Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset into --out:
 - ml100k: ML-100k ratings >= 4, imported with MMRec's per-user random 8:1:1 split (seed 999);
   `text` = all-MiniLM-L6-v2 on title, year and genres (all items), `genre` = multi-hot genres.
+- ml100k-kg: the same split and features as ml100k, plus `kg` = the Freebase facts of
+  ml-100k.kg (one-hop, TF-IDF multi-hot, SVD to 128-d) through ml-100k.link re-keyed from
+  MovieLens-1M ids to ML-100k ids with benchmarks/data/ml100k_ml1m_crosswalk.tsv (see
+  benchmarks/movielens_crosswalk.py; the link as shipped attaches facts to the wrong films).
 - baby: the LATTICE split of Amazon Baby; `text` = all-MiniLM-L6-v2 on the partial titles and
   descriptions of baby/content (about 48.5% of items; the rest mean-filled).
 - sports: the LATTICE split of Amazon Sports; `text` = all-MiniLM-L6-v2 on the partial 2023
@@ -29,7 +33,14 @@ from common import DEFAULT_DATA_ROOT, REPO, describe_features, feature_sources, 
 
 SEED = 999
 # The modalities each prepared dataset must hold to count as complete.
-MODALITIES = {"ml100k": ("text", "genre"), "baby": ("text",), "sports": ("text",)}
+MODALITIES = {
+    "ml100k": ("text", "genre"),
+    "ml100k-kg": ("text", "genre", "kg"),
+    "baby": ("text",),
+    "sports": ("text",),
+}
+CROSSWALK = REPO / "benchmarks" / "data" / "ml100k_ml1m_crosswalk.tsv"
+REKEYED_LINK = "ml-100k.rekeyed.link"
 PROVENANCE_FILE = "prepared.json"
 
 
@@ -75,6 +86,33 @@ def prepare_ml100k(source: Path, out: Path, force: bool) -> None:
     )
 
 
+def prepare_ml100k_kg(source: Path, out: Path, force: bool) -> None:
+    """ml100k (built first if needed) copied, plus the knowledge-graph modality."""
+    base = out.parent / "ml100k"
+    if not is_complete(base, "ml100k"):
+        prepare_ml100k(source, base, force)
+    for name in ("ml100k.inter", "u_id_mapping.csv", "i_id_mapping.csv"):
+        copy_file(base / name, out, force)
+    for modality in MODALITIES["ml100k"]:
+        for suffix in ("_feat.npy", "_feat.json", "_feat.missing.tsv"):
+            copy_file(base / f"{modality}{suffix}", out, force)
+    movielens = source / "ml-100k"
+    write_rekeyed_link(movielens / "ml-100k.link", CROSSWALK, out / REKEYED_LINK)
+    run_sigerec(
+        "encode", "kg", str(movielens / "ml-100k.kg"), "--link", str(out / REKEYED_LINK), "--data", str(out)
+    )  # fmt: skip
+
+
+def write_rekeyed_link(link_file: Path, crosswalk_file: Path, target: Path) -> None:
+    """RecBole's link rows moved from ML-1M movie ids to ML-100k item ids (unmatched rows dropped)."""
+    from movielens_crosswalk import read_link, rekey_link
+
+    crosswalk = pd.read_csv(crosswalk_file, sep="\t")
+    rekeyed = rekey_link(read_link(link_file), crosswalk)
+    target.write_text(rekeyed.to_csv(sep="\t", index=False, lineterminator="\n"))
+    print(f"{target}: {len(rekeyed)} item-entity links re-keyed to ML-100k ids with {crosswalk_file.name}")
+
+
 def prepare_baby(source: Path, out: Path, force: bool) -> None:
     baby = source / "baby"
     copy_file(baby / "baby.inter", out, force)
@@ -103,7 +141,7 @@ def prepare_sports(source: Path, out: Path, force: bool) -> None:
     )
 
 
-PREPARERS = {"ml100k": prepare_ml100k, "baby": prepare_baby, "sports": prepare_sports}
+PREPARERS = {"ml100k": prepare_ml100k, "ml100k-kg": prepare_ml100k_kg, "baby": prepare_baby, "sports": prepare_sports}
 
 
 def copy_file(path: Path, out: Path, force: bool) -> None:

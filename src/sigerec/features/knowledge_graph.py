@@ -32,7 +32,9 @@ follows MovieLens-1M movie ids, not ML-100k's. Every film linked to Harrison For
 (m.0c0k1) is a Harrison Ford film under its ML-1M id (260, 1196, 1210, 1198, 1291, ...) but an
 unrelated ML-100k film under the same number (Star Wars, ML-100k 50, gets The Usual Suspects).
 Known upstream: RUCAIBox/RecSysDatasets issue #130. The graph facts are real; their attachment
-to ML-100k items through this link file is not, until the link is re-keyed by title.
+to ML-100k items through this link file is not, until the link is re-keyed by title:
+``benchmarks/prepare_data.py --datasets ml100k-kg`` does that with the ML-100k -> ML-1M
+crosswalk in ``benchmarks/data`` (1,485 of the 1,598 link rows re-keyed).
 
 Items without a link, without any kept feature, or whose reduced row is zero get no vector;
 ``write_features`` mean-fills them and lists them in ``<modality>_feat.missing.tsv``.
