@@ -220,7 +220,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
             epoch_cap=args.epochs,
             machine=machine_description(),
             command=" ".join(["python", "benchmarks/multimodal.py", *sys.argv[1:]]),
-            features=[describe_features(metadata) for metadata in feature_sources(folder)],
+            features=[describe_features(metadata) for metadata in used_feature_sources(folder, summary)],
         )
         return summary
 
@@ -244,6 +244,13 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(merge_results(load_results(args.results), [summary]), indent=2) + "\n")
     return summaries, failures
+
+
+def used_feature_sources(folder: Path, summary: dict) -> list[dict]:
+    """The provenance of the feature files a run used: those its ``modalities`` setting names,
+    or all of the folder's when it names none."""
+    chosen = summary.get("modalities") or []
+    return [m for m in feature_sources(folder) if not chosen or m["modality"] in chosen]
 
 
 def registered_models(wanted: list[str]) -> list[str]:

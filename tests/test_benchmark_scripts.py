@@ -81,6 +81,34 @@ def test_describe_features_names_source_encoder_and_coverage():
     assert "multi-hot of column `class` (19 labels)" in line and "1,447/1,447 items (100.0%)" in line
 
 
+def test_describe_features_of_a_knowledge_graph_names_both_files():
+    metadata = {
+        "modality": "kg",
+        "dim": 128,
+        "source": {"kg_file": "/data/ml-100k.kg", "link_file": "/x/ml-100k.rekeyed.link"},
+        "encoder": {"kind": "knowledge-graph one-hop multi-hot + truncated SVD"},
+        "features_kept": 7767,
+        "encoded": 1295,
+        "n_items": 1447,
+        "mean_filled": 152,
+        "coverage": 1295 / 1447,
+    }
+    line = describe_features(metadata)
+    assert "(7,767 shared facts) from `ml-100k.kg + ml-100k.rekeyed.link`" in line
+    assert "1,295/1,447 items (89.5%), the other 152 mean-filled" in line
+
+
+def test_feature_captions_list_only_the_modalities_a_run_used(tmp_path):
+    import json
+
+    for modality in ("text", "genre", "kg"):
+        (tmp_path / f"{modality}_feat.npy").write_bytes(b"")
+        (tmp_path / f"{modality}_feat.json").write_text(json.dumps({"modality": modality}))
+    used = multimodal.used_feature_sources
+    assert [m["modality"] for m in used(tmp_path, {"modalities": ["kg", "text"]})] == ["kg", "text"]
+    assert [m["modality"] for m in used(tmp_path, {})] == ["genre", "kg", "text"]
+
+
 def test_write_section_appends_missing_markers_then_replaces_between_them(tmp_path):
     doc = tmp_path / "bench.md"
     doc.write_text("# Benchmarks\n")

@@ -29,6 +29,7 @@ def test_a_run_with_one_modality_builds_and_saves_a_one_modality_model(two_modal
     config = runner.resolve_config("sige", str(two_modality_dir), overrides={"modalities": "text", "epochs": 1})
     run, summary = runner.train(config, tmp_path / "runs")
     assert run.read_config()["training"]["modalities"] == ["text"]
+    assert summary["modalities"] == ["text"]
 
     model, dataset, _ = runner.load_trained_model(run.path)
     assert list(dataset.features) == ["text"]

@@ -197,6 +197,7 @@ class Trainer:
             "model": self.config.model,
             "dataset": self.dataset.name,
             "seed": self.training.seed,
+            "modalities": sorted(self.dataset.features),
             "best_epoch": self.best_epoch,
             "epochs": len(self.history),
             "stopped_early": self._should_stop(),
