@@ -122,6 +122,8 @@ def feature_sources(dataset_dir: Path) -> list[dict]:
 
 def describe_features(metadata: dict) -> str:
     """One line naming a feature file's source, encoder and coverage, e.g. for a table caption."""
+    from sigerec.features.store import source_files
+
     modality = metadata["modality"]
     if "coverage" not in metadata:
         return f"`{modality}`: no `{modality}_feat.json` (provenance unknown)"
@@ -136,12 +138,9 @@ def describe_features(metadata: dict) -> str:
         how = f"text model `{model}` on `{'+'.join(encoder.get('columns', []))}`"
     else:
         how = encoder.get("kind", "unknown encoder")
-    source = metadata.get("source", "?")
-    if isinstance(source, dict):  # a knowledge graph: its triples and its link file
-        source = " + ".join(Path(path).name for path in (source.get("kg_file", "?"), source.get("link_file", "?")))
-        how += f" ({metadata.get('features_kept', '?'):,} shared facts)"
-    else:
-        source = Path(source).name
+    source = " + ".join(Path(path).name for path in source_files(metadata)) or "?"
+    if "features_kept" in metadata:  # a knowledge graph
+        how += f" ({metadata['features_kept']:,} shared facts)"
     return (
         f"`{modality}` ({metadata['dim']}-d): {how} from `{source}`; "
         f"coverage {metadata['encoded']:,}/{metadata['n_items']:,} items ({metadata['coverage']:.1%})"

@@ -175,6 +175,9 @@ def test_encode_kg_command_writes_the_features_and_reports_coverage(kg_files, ti
     assert "wrote kg_feat.npy: 6 items x 3 dims" in output
     assert "encoded 4 (66.7% coverage), mean-filled 2" in output
     assert np.load(tiny_dataset_dir / "kg_feat.npy").shape == (6, 3)
+    stats = CliRunner().invoke(app, ["data", "stats", str(tiny_dataset_dir)], env={"COLUMNS": "300"})
+    assert stats.exit_code == 0, stats.output
+    assert f"coverage 66.7%, from {kg_file.resolve()} + {link_file.resolve()}" in stats.output
 
 
 def test_encode_kg_command_errors_name_the_file_and_exit_2(kg_files, tiny_dataset_dir, tmp_path):

@@ -70,13 +70,13 @@ def _feature_stats(folder: Path, n_items: int) -> dict[str, dict]:
     Features written by ``sigerec encode`` record which items were mean-filled, so their
     coverage is exact; for other files it is the share of rows that are not all zeros.
     """
-    from sigerec.features.store import read_feature_metadata
+    from sigerec.features.store import read_feature_metadata, source_files
 
     stats = {}
     for modality, features in load_features(folder, n_items).items():
         metadata = read_feature_metadata(folder, modality)
         if metadata is not None and metadata.get("n_items") == n_items:
-            coverage, source = float(metadata["coverage"]), metadata.get("source", "")
+            coverage, source = float(metadata["coverage"]), " + ".join(source_files(metadata))
         else:
             coverage, source = float(np.any(features != 0, axis=1).mean()), ""
         stats[modality] = {"dim": int(features.shape[1]), "coverage": coverage, "source": source}

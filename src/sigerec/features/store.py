@@ -73,3 +73,15 @@ def read_feature_metadata(dataset_dir: Path, modality: str) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def source_files(metadata: dict) -> list[str]:
+    """The input files a feature file was made from, as recorded in its metadata.
+
+    Encoders of one item file record ``source`` as a path; the knowledge-graph encoder reads
+    two files and records ``{"kg_file": ..., "link_file": ..., <checksums>}``.
+    """
+    source = metadata.get("source")
+    if isinstance(source, dict):
+        return [str(value) for key, value in source.items() if key.endswith("_file")]
+    return [str(source)] if source else []
