@@ -284,3 +284,13 @@ def test_fused_info_nce_matches_the_autograd_formula(n_views, tau):
     assert fused.item() == pytest.approx(expected.item(), rel=1e-9)
     for a, b in zip(fused_grads, expected_grads):
         assert torch.allclose(a, b, rtol=1e-7, atol=1e-12)
+
+
+def test_fused_info_nce_backward_can_run_twice_with_retain_graph():
+    torch.manual_seed(0)
+    anchors = torch.randn(9, 4, requires_grad=True)
+    views = [torch.randn(9, 4, requires_grad=True) for _ in range(2)]
+    loss = multi_positive_info_nce(anchors, views, 0.2)
+    first = torch.autograd.grad(loss, [anchors, *views], retain_graph=True)
+    second = torch.autograd.grad(loss, [anchors, *views])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
