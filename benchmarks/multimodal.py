@@ -92,7 +92,9 @@ def settings_label(overrides: dict) -> str:
 
 
 def dataset_tables(rows: list[dict], models: str, datasets: str) -> str:
-    """One table per dataset, preceded by the feature files the runs used and their coverage."""
+    """One table per dataset, preceded by the feature files the runs used and their coverage.
+
+    Valid Recall@20 comes first: settings are compared, and chosen, on it."""
     parts = []
     for dataset in _order(sorted({row["dataset"] for row in rows}), datasets):
         of_dataset = [row for row in rows if row["dataset"] == dataset]
@@ -105,12 +107,12 @@ def dataset_tables(rows: list[dict], models: str, datasets: str) -> str:
                 test = row["test"]
                 name = model + (f" ({settings_label(row['overrides'])})" if row.get("overrides") else "")
                 table_rows.append(
-                    [name]
+                    [name, f"{row['valid']['recall@20']:.4f}"]
                     + [f"{test[metric]:.4f}" for metric in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")]
                     + [row["best_epoch"], row["epochs"], f"{row['train_seconds_per_epoch']:.2f}"]
                     + [f"{row['peak_memory_mb']:.0f}", f"{row['device']} ({row.get('torch_threads', '?')} threads)"]
                 )
-        columns = ["model", "test R@10", "test R@20", "test N@10", "test N@20", "best epoch", "epochs"]
+        columns = ["model", "valid R@20", "test R@10", "test R@20", "test N@10", "test N@20", "best epoch", "epochs"]
         columns += ["s/epoch", "peak MB", "device"]
         parts.append(markdown_table(columns, table_rows) + "\n")
     return "\n".join(parts)

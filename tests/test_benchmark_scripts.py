@@ -47,7 +47,7 @@ def test_dataset_tables_list_models_in_the_requested_order_under_their_features(
     rows[0]["features"] = rows[1]["features"] = ["`text` (384-d): coverage 100%"]
     text = multimodal.dataset_tables(rows, "bpr,lightgcn", "ml100k")
     assert text.index("`text` (384-d)") < text.index("| bpr |") < text.index("| lightgcn |")
-    assert "| bpr | 0.0500 | 0.1000 | 0.0250 | 0.0333 | 3 | 5 | 1.50 | 500 | cpu (2 threads) |" in text
+    assert "| bpr | 0.1100 | 0.0500 | 0.1000 | 0.0250 | 0.0333 | 3 | 5 | 1.50 | 500 | cpu (2 threads) |" in text
 
 
 def test_ablation_table_gives_differences_to_the_full_model():
