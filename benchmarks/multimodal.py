@@ -34,7 +34,7 @@ from common import (
 
 SEED = 999
 DEFAULT_MODELS = "bpr,lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
-DEFAULT_DATASETS = "ml100k,baby,sports"
+DEFAULT_DATASETS = "ml100k,ml100k-kg,baby,sports"
 DOC_SECTION = "multimodal"
 ABLATION_SECTION = "sige-ablation"
 ABLATION_MODEL = "sige"

@@ -1,6 +1,6 @@
 """Build the benchmark datasets that have REAL item content features, with the sigerec CLI.
 
-Example: python benchmarks/prepare_data.py --datasets ml100k,baby,sports
+Example: python benchmarks/prepare_data.py --datasets ml100k,ml100k-kg,baby,sports
 
 Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset into --out:
 - ml100k: ML-100k ratings >= 4, imported with MMRec's per-user random 8:1:1 split (seed 999);
@@ -190,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="The shared data folder.")
     parser.add_argument("--out", type=Path, default=REPO / ".bench_data", help="Where the dataset folders go.")
-    parser.add_argument("--datasets", default="ml100k,baby,sports", help=f"Any of {','.join(PREPARERS)}.")
+    parser.add_argument("--datasets", default="ml100k,ml100k-kg,baby,sports", help=f"Any of {','.join(PREPARERS)}.")
     parser.add_argument("--force", action="store_true", help="Rebuild datasets whose features already exist.")
     args = parser.parse_args()
 
