@@ -118,6 +118,53 @@ def dataset_tables(rows: list[dict], models: str, datasets: str) -> str:
     return "\n".join(parts)
 
 
+def valid_selected(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """For each (dataset, model), the row whose settings have the best valid Recall@20.
+
+    Settings are chosen on validation data only; this is the row that a model's comparison
+    with the others on test data must use."""
+    chosen: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        key = (row["dataset"], row["model"])
+        if key not in chosen or row["valid"]["recall@20"] > chosen[key]["valid"]["recall@20"]:
+            chosen[key] = row
+    return chosen
+
+
+def selected_table(rows: list[dict], models: str, datasets: str) -> str:
+    """Test Recall@20 / NDCG@20 of each model's valid-selected settings, one column per
+    dataset, the best of each column in bold; settings other than the defaults are named."""
+    chosen = valid_selected(rows)
+    names = _order(sorted({d for d, _ in chosen}), datasets)
+    best = {
+        (d, metric): max(row["test"][metric] for (dd, _), row in chosen.items() if dd == d)
+        for d in names
+        for metric in ("recall@20", "ndcg@20")
+    }
+    table_rows, notes = [], []
+    for model in _order(sorted({m for _, m in chosen}), models):
+        cells = [model]
+        for dataset in names:
+            row = chosen.get((dataset, model))
+            if row is None:
+                cells.append("")
+                continue
+            values = []
+            for metric in ("recall@20", "ndcg@20"):
+                text = f"{row['test'][metric]:.4f}"
+                values.append(f"**{text}**" if row["test"][metric] == best[(dataset, metric)] else text)
+            mark = ""
+            if row.get("overrides"):
+                notes.append(f"{model} on {dataset}: `{settings_label(row['overrides'])}`")
+                mark = f" ({len(notes)})"
+            cells.append(" / ".join(values) + mark)
+        table_rows.append(cells)
+    table = markdown_table(["model"] + [f"{d}: test R@20 / N@20" for d in names], table_rows)
+    if notes:
+        table += "\n\nSettings chosen on valid data: " + "; ".join(f"({i}) {n}" for i, n in enumerate(notes, 1)) + "."
+    return table
+
+
 def _same_settings(first: dict, second: dict) -> bool:
     """Settings equal as ``--set`` text (0 and "0" are the same setting)."""
     return {k: str(v) for k, v in first.items()} == {k: str(v) for k, v in second.items()}
@@ -172,7 +219,7 @@ def provenance_lines(rows: list[dict]) -> str:
 
 def plot_results(rows: list[dict], models: str, datasets: str, path: Path) -> bool:
     """Grouped bars: one panel per metric (test Recall@20, NDCG@20), one group per dataset,
-    one bar per model (runs with --set overrides are left out)."""
+    one bar per model at its valid-selected settings (:func:`valid_selected`)."""
     try:
         import matplotlib
 
@@ -181,19 +228,20 @@ def plot_results(rows: list[dict], models: str, datasets: str, path: Path) -> bo
     except ImportError:
         print("matplotlib is not installed (pip install 'sigerec[plot]'); no plot written.")
         return False
-    plain = [row for row in rows if not row.get("overrides")]
+    plain = list(valid_selected(rows).values())
     names = _order(sorted({row["dataset"] for row in plain}), datasets)
     model_names = _order(sorted({row["model"] for row in plain}), models)
     scores = {(row["dataset"], row["model"]): row["test"] for row in plain}
     width = 0.8 / max(len(model_names), 1)
     figure, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.2 + 0.35 * len(names) * len(model_names)) * 2, 4))
-    for axis, (metric, label) in zip(axes, [("recall@20", "test Recall@20"), ("ndcg@20", "test NDCG@20")]):
+    panels = [("recall@20", "test Recall@20"), ("ndcg@20", "test NDCG@20")]
+    for axis, (metric, label) in zip(axes, panels):
         for index, model in enumerate(model_names):
             positions = [group + (index - (len(model_names) - 1) / 2) * width for group in range(len(names))]
             heights = [scores[(d, model)][metric] if (d, model) in scores else 0.0 for d in names]
             axis.bar(positions, heights, width, label=model, color=plt.get_cmap("tab10")(index % 10))
         axis.set_xticks(range(len(names)), names)
-        axis.set_title(label)
+        axis.set_title(f"{label} (settings chosen on valid Recall@20)")
         axis.grid(axis="y", alpha=0.3)
     axes[1].legend(fontsize=8, ncol=2)
     if any(row.get("epoch_cap") for row in plain):
@@ -321,11 +369,16 @@ def main() -> None:
         write_section(args.doc, section, "\n\n".join(parts))
     else:
         content = (
-            f"{DOC_HEADING}\n\n" + provenance_lines(rows) + "\n\n" + dataset_tables(rows, args.models, args.datasets)
+            f"{DOC_HEADING}\n\n"
+            + provenance_lines(rows)
+            + "\n\nEach model at the settings with its best valid Recall@20 (defaults unless named):\n\n"
+            + selected_table(rows, args.models, args.datasets)
+            + "\n\nEvery run:\n\n"
+            + dataset_tables(rows, args.models, args.datasets)
         )
         if rows and plot_results(rows, args.models, args.datasets, args.plot):
             reference = os.path.relpath(args.plot.resolve(), args.doc.resolve().parent)
-            content += f"\n![test Recall@20 and NDCG@20 per model and dataset]({reference})\n"
+            content += f"\n![test Recall@20 and NDCG@20 per model and dataset, valid-selected settings]({reference})\n"
         write_section(args.doc, section, content)
     print(f"wrote {args.results} and the '{section}' section of {args.doc}")
     if failures:

@@ -128,3 +128,19 @@ def test_sports_item_map_is_written_in_mmrec_format_and_checked_against_titles(t
     titles.write_text('{"itemID": 0, "asin": "B02", "title": "Bike pump"}\n')
     with pytest.raises(SystemExit):
         prepare_data.write_item_map(asin_map, titles, target)
+
+
+def test_selected_table_keeps_each_models_best_valid_setting_and_names_it():
+    rows = [
+        _row("ml100k", "sige", 0.10),
+        _row("ml100k", "sige", 0.30, overrides={"align_weight": "0.001"}),
+        _row("ml100k", "mgcn", 0.20),
+        _row("baby", "mgcn", 0.05),
+    ]
+    chosen = multimodal.valid_selected(rows)
+    assert chosen[("ml100k", "sige")]["overrides"] == {"align_weight": "0.001"}
+    text = multimodal.selected_table(rows, "mgcn,sige", "ml100k,baby")
+    assert "| model | ml100k: test R@20 / N@20 | baby: test R@20 / N@20 |" in text
+    assert "| sige | **0.3000** / **0.1000** (1) |  |" in text
+    assert "| mgcn | 0.2000 / 0.0667 | **0.0500** / **0.0167** |" in text
+    assert "(1) sige on ml100k: `align_weight=0.001`" in text
