@@ -165,6 +165,17 @@ def selected_table(rows: list[dict], models: str, datasets: str) -> str:
     return table
 
 
+def base_settings_groups(rows: list[dict]) -> list[dict]:
+    """The distinct settings that ablation rows started from (``base_settings``; defaults
+    first), so that each set of variants gets its own table."""
+    groups: list[dict] = []
+    for row in rows:
+        base = row.get("base_settings", {})
+        if not any(_same_settings(base, known) for known in groups):
+            groups.append(base)
+    return sorted(groups, key=lambda base: (len(base), settings_label(base)))
+
+
 def _same_settings(first: dict, second: dict) -> bool:
     """Settings equal as ``--set`` text (0 and "0" are the same setting)."""
     return {k: str(v) for k, v in first.items()} == {k: str(v) for k, v in second.items()}
@@ -267,6 +278,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
             dataset=dataset,  # the folder name, whatever the .inter file is called
             variant=variant,
             overrides={**settings, **overrides},
+            base_settings=settings,  # the --set settings every variant starts from
             epoch_cap=args.epochs,
             machine=machine_description(),
             command=" ".join(["python", "benchmarks/multimodal.py", *sys.argv[1:]]),
@@ -365,7 +377,12 @@ def main() -> None:
         for dataset in _order(sorted({row["dataset"] for row in rows}), args.datasets):
             of_dataset = [row for row in rows if row["dataset"] == dataset]
             features = "; ".join(of_dataset[0].get("features", []))
-            parts.append(f"**{dataset}** ({features}):\n\n{ablation_table(of_dataset, settings)}")
+            for base in base_settings_groups(of_dataset):
+                label = f"`{settings_label(base)}`" if base else "defaults"
+                parts.append(
+                    f"**{dataset}**, every variant starting from {label} ({features}):\n\n"
+                    + ablation_table(of_dataset, base)
+                )
         write_section(args.doc, section, "\n\n".join(parts))
     else:
         content = (

@@ -144,3 +144,15 @@ def test_selected_table_keeps_each_models_best_valid_setting_and_names_it():
     assert "| sige | **0.3000** / **0.1000** (1) |  |" in text
     assert "| mgcn | 0.2000 / 0.0667 | **0.0500** / **0.0167** |" in text
     assert "(1) sige on ml100k: `align_weight=0.001`" in text
+
+
+def test_ablation_rows_are_grouped_by_the_settings_they_started_from():
+    rows = [
+        {**_row("ml100k", "sige", 0.1, "full"), "base_settings": {}},
+        {**_row("ml100k", "sige", 0.3, "full", {"align_weight": "0.001"}), "base_settings": {"align_weight": "0.001"}},
+        {**_row("ml100k", "sige", 0.2, "no-infusion", {"infusion_alpha": 0}), "base_settings": {}},
+    ]
+    groups = multimodal.base_settings_groups(rows)
+    assert groups == [{}, {"align_weight": "0.001"}]
+    tuned = multimodal.ablation_table(rows, groups[1])
+    assert "| full SIGE | defaults | 0.3000 |" in tuned and "w/o infusion" not in tuned
