@@ -199,7 +199,8 @@ def ablation_table(rows: list[dict], settings: dict | None = None) -> str:
             continue
         row = by_variant[variant]
         recall, ndcg = row["test"]["recall@20"], row["test"]["ndcg@20"]
-        cells = [label, f"`{settings_label(overrides)}`" if overrides else "defaults", f"{recall:.4f}", f"{ndcg:.4f}"]
+        named = f"`{settings_label(overrides)}`" if overrides else ("base settings only" if settings else "defaults")
+        cells = [label, named, f"{recall:.4f}", f"{ndcg:.4f}"]
         if full is None or variant == "full":
             cells += ["", ""]
         else:

@@ -155,4 +155,4 @@ def test_ablation_rows_are_grouped_by_the_settings_they_started_from():
     groups = multimodal.base_settings_groups(rows)
     assert groups == [{}, {"align_weight": "0.001"}]
     tuned = multimodal.ablation_table(rows, groups[1])
-    assert "| full SIGE | defaults | 0.3000 |" in tuned and "w/o infusion" not in tuned
+    assert "| full SIGE | base settings only | 0.3000 |" in tuned and "w/o infusion" not in tuned
