@@ -1,4 +1,4 @@
-"""``sigerec encode ...``: item text, images and category labels into ``<modality>_feat.npy`` files."""
+"""``sigerec encode ...``: item text, images, category labels and knowledge graphs into ``<modality>_feat.npy`` files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sigerec.cli.errors import report_errors, warn
 from sigerec.errors import SigerecError
 
 encode_app = typer.Typer(
-    help="Encode item text, images and category labels into feature files (offline).",
+    help="Encode item text, images, category labels and knowledge graphs into feature files (offline).",
     epilog="Example: sigerec encode text items.jsonl --data data/mine --id-col item --text-cols title,description",
     no_args_is_help=True,
 )
