@@ -4,6 +4,8 @@ REAL content features, and write one test-metric table per dataset into docs/ben
 Example: python benchmarks/multimodal.py --datasets ml100k            (CPU)
          python benchmarks/multimodal.py --datasets baby,sports --device cuda --parallel 4
          python benchmarks/multimodal.py --ablation --datasets ml100k (SIGE ablation table)
+         python benchmarks/multimodal.py --add-runs runs/x/sige-sports-*  (finished runs made
+             with `sigerec train`, e.g. resumed after an interruption, added to the results)
 
 The datasets come from `python benchmarks/prepare_data.py` (.bench_data/<dataset>). Every run
 uses seed 999, MMRec's protocol (early stopping on valid Recall@20, test metrics of the best
@@ -316,6 +318,39 @@ def used_feature_sources(folder: Path, summary: dict) -> list[dict]:
     return [m for m in feature_sources(folder) if not chosen or m["modality"] in chosen]
 
 
+def collected_run_row(run_dir: Path) -> dict:
+    """A results row for a finished run trained outside this script (e.g. a run resumed with
+    ``sigerec train --resume`` after an interruption): its summary, plus the settings in which
+    its saved config differs from the model's defaults, as :func:`run_jobs` records them."""
+    from sigerec.config import read_config_file
+    from sigerec.training.runner import resolve_config
+
+    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    if not summary_path.exists():
+        sys.exit(f"{run_dir}: no summary.json; finish the run first (sigerec train --resume {run_dir}).")
+    summary = json.loads(summary_path.read_text())
+    saved = read_config_file(config_path)
+    model, data = saved.pop("model"), saved.pop("data")
+    defaults = resolve_config(model, data).to_dict()
+    default_settings = {**defaults["training"], **defaults["model_params"]}
+    ignored = {"device", "epochs"}
+    overrides = {
+        key: value for key, value in saved.items() if key not in ignored and value != default_settings.get(key)
+    }
+    folder = Path(data)
+    summary.update(
+        dataset=folder.name,
+        variant=None,
+        overrides=overrides,
+        base_settings={},
+        epoch_cap=saved["epochs"] if saved.get("epochs", 1000) != default_settings["epochs"] else None,
+        machine=machine_description() + " (collected: the machine that adds the run)",
+        command=f"sigerec train ... (run folder {run_dir.name}, added with --add-runs)",
+        features=[describe_features(metadata) for metadata in used_feature_sources(folder, summary)],
+    )
+    return summary
+
+
 def registered_models(wanted: list[str]) -> list[str]:
     from sigerec.models import model_names
 
@@ -342,6 +377,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="Epoch cap (smoke tests only).")
     parser.add_argument("--parallel", type=int, default=1, help="Runs at a time (e.g. several on one GPU).")
     parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    parser.add_argument(
+        "--add-runs", nargs="+", type=Path, default=[], help="Finished run folders to add to --results, then the docs."
+    )
     args = parser.parse_args()
     args.datasets = args.datasets or ("ml100k" if args.ablation else DEFAULT_DATASETS)
     section = ABLATION_SECTION if args.ablation else DOC_SECTION
@@ -353,7 +391,11 @@ def main() -> None:
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
 
     failures: list[str] = []
-    if not args.from_results:
+    if args.add_runs:
+        added = [collected_run_row(run_dir) for run_dir in args.add_runs]
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(merge_results(load_results(args.results), added), indent=2) + "\n")
+    elif not args.from_results:
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]
         if missing:
             sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")

@@ -156,3 +156,20 @@ def test_ablation_rows_are_grouped_by_the_settings_they_started_from():
     assert groups == [{}, {"align_weight": "0.001"}]
     tuned = multimodal.ablation_table(rows, groups[1])
     assert "| full SIGE | base settings only | 0.3000 |" in tuned and "w/o infusion" not in tuned
+
+
+def test_a_finished_run_becomes_a_results_row_with_the_settings_it_changed(tiny_dataset_dir, tmp_path):
+    from sigerec.training import runner
+
+    config = runner.resolve_config("bpr", str(tiny_dataset_dir), overrides={"reg_weight": 0.001, "epochs": 2})
+    run, summary = runner.train(config, tmp_path / "runs")
+    row = multimodal.collected_run_row(run.path)
+    assert row["dataset"] == tiny_dataset_dir.name and row["model"] == "bpr"
+    assert row["overrides"] == {"reg_weight": 0.001} and row["epoch_cap"] == 2
+    assert row["test"] == summary["test"] and row["variant"] is None
+    assert multimodal.result_key(row) == ("tiny", "bpr", None, '{"reg_weight": 0.001}')
+
+
+def test_an_unfinished_run_cannot_be_added(tmp_path):
+    with pytest.raises(SystemExit, match="no summary.json; finish the run first"):
+        multimodal.collected_run_row(tmp_path)
