@@ -121,8 +121,8 @@ def rekey_link(link: pd.DataFrame, crosswalk: pd.DataFrame) -> pd.DataFrame:
     """The link rows moved from ML-1M ids to the matched ML-100k ids (unmatched rows dropped)."""
     to_ml100k = dict(zip(crosswalk["ml1m_movie_id"], crosswalk["ml100k_item_id"], strict=True))
     ml1m_ids = link["item_id"].astype(int)
-    kept = link[ml1m_ids.isin(to_ml100k)]
-    return pd.DataFrame({"item_id": kept["item_id"].astype(int).map(to_ml100k), "entity_id": kept["entity_id"]})
+    kept = ml1m_ids.isin(to_ml100k)
+    return pd.DataFrame({"item_id": ml1m_ids[kept].map(to_ml100k), "entity_id": link["entity_id"][kept]})
 
 
 def read_link(path: Path) -> pd.DataFrame:

@@ -277,17 +277,16 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
         folder = args.data_root / dataset
         out = args.out / "-".join(filter(None, [dataset, model, variant]))
         summary = train_in_subprocess(folder, model, out, settings={**settings, **overrides}, extra=extra)
-        summary.update(
-            dataset=dataset,  # the folder name, whatever the .inter file is called
+        return result_row(
+            summary,
+            folder,
             variant=variant,
             overrides={**settings, **overrides},
             base_settings=settings,  # the --set settings every variant starts from
             epoch_cap=args.epochs,
             machine=machine_description(),
             command=" ".join(["python", "benchmarks/multimodal.py", *sys.argv[1:]]),
-            features=[describe_features(metadata) for metadata in used_feature_sources(folder, summary)],
         )
-        return summary
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         futures = {pool.submit(run, job): job for job in jobs}
@@ -309,6 +308,13 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(merge_results(load_results(args.results), [summary]), indent=2) + "\n")
     return summaries, failures
+
+
+def result_row(summary: dict, folder: Path, **provenance) -> dict:
+    """A run's summary as a results row: keyed by the dataset folder's name (whatever the
+    .inter file is called), captioned with the feature files it used, plus ``provenance``."""
+    features = [describe_features(metadata) for metadata in used_feature_sources(folder, summary)]
+    return {**summary, "dataset": folder.name, "features": features, **provenance}
 
 
 def used_feature_sources(folder: Path, summary: dict) -> list[dict]:
@@ -337,18 +343,16 @@ def collected_run_row(run_dir: Path) -> dict:
     overrides = {
         key: value for key, value in saved.items() if key not in ignored and value != default_settings.get(key)
     }
-    folder = Path(data)
-    summary.update(
-        dataset=folder.name,
+    return result_row(
+        summary,
+        Path(data),
         variant=None,
         overrides=overrides,
         base_settings={},
-        epoch_cap=saved["epochs"] if saved.get("epochs", 1000) != default_settings["epochs"] else None,
+        epoch_cap=saved["epochs"] if saved["epochs"] != default_settings["epochs"] else None,
         machine=machine_description() + " (collected: the machine that adds the run)",
         command=f"sigerec train ... (run folder {run_dir.name}, added with --add-runs)",
-        features=[describe_features(metadata) for metadata in used_feature_sources(folder, summary)],
     )
-    return summary
 
 
 def registered_models(wanted: list[str]) -> list[str]:

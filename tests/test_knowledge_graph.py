@@ -195,4 +195,4 @@ def test_encode_kg_command_errors_name_the_file_and_exit_2(kg_files, tiny_datase
     result = CliRunner().invoke(
         app, ["encode", "kg", str(kg_file), "--link", str(kg_files[1]), "--data", str(tiny_dataset_dir), "--dim", "0"]
     )
-    assert result.exit_code == 2 and "--dim and --min-entity-items must be positive" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "dim must be at least 1, got 0" in " ".join(result.output.split())

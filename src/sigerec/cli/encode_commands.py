@@ -176,8 +176,6 @@ def encode_knowledge_graph_command(
     """
     from sigerec.features.knowledge_graph import encode_knowledge_graph
 
-    if dim < 1 or min_entity_items < 1:
-        raise SigerecError(f"--dim and --min-entity-items must be positive, got {dim} and {min_entity_items}.")
     report = encode_knowledge_graph(kg_file, link_file, data, modality, dim, min_entity_items, tfidf=tfidf, warn=warn)
     console.print(
         f"wrote {modality}_feat.npy: {report['n_items']:,} items x {report['dim']} dims from "
