@@ -14,7 +14,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from common import DEFAULT_DATA_ROOT, REPO, machine_description, train_in_subprocess, write_section
+from common import DEFAULT_DATA_ROOT, REPO, device_label, machine_description, train_in_subprocess, write_section
 
 
 def main() -> None:
@@ -75,7 +75,7 @@ def baseline_table(summaries: list[dict]) -> str:
         lines.append(
             f"| {s['dataset']} | {s['model']} | {t['recall@10']:.4f} | {t['recall@20']:.4f} | {t['ndcg@10']:.4f} | "
             f"{t['ndcg@20']:.4f} | {s['best_epoch']} | {s['epochs']} | {s['train_seconds_per_epoch']:.2f} | "
-            f"{s['eval_seconds']:.2f} | {s['peak_memory_mb']:.0f} | {s['device']} ({s.get('torch_threads', '?')} threads) |"
+            f"{s['eval_seconds']:.2f} | {s['peak_memory_mb']:.0f} | {device_label(s)} |"
         )
     return "\n".join(lines)
 

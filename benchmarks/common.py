@@ -61,6 +61,12 @@ def train_in_subprocess(
     return summary
 
 
+def device_label(summary: dict) -> str:
+    """The device a run used and its torch threads, e.g. ``cpu (1 thread)``."""
+    threads = summary.get("torch_threads", "?")
+    return f"{summary['device']} ({threads} thread{'' if threads == 1 else 's'})"
+
+
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from common import (
     REPO,
     describe_features,
+    device_label,
     feature_sources,
     machine_description,
     markdown_table,
@@ -112,7 +113,7 @@ def dataset_tables(rows: list[dict], models: str, datasets: str) -> str:
                     [name, f"{row['valid']['recall@20']:.4f}"]
                     + [f"{test[metric]:.4f}" for metric in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")]
                     + [row["best_epoch"], row["epochs"], f"{row['train_seconds_per_epoch']:.2f}"]
-                    + [f"{row['peak_memory_mb']:.0f}", f"{row['device']} ({row.get('torch_threads', '?')} threads)"]
+                    + [f"{row['peak_memory_mb']:.0f}", device_label(row)]
                 )
         columns = ["model", "valid R@20", "test R@10", "test R@20", "test N@10", "test N@20", "best epoch", "epochs"]
         columns += ["s/epoch", "peak MB", "device"]
