@@ -180,8 +180,16 @@ def base_settings_groups(rows: list[dict]) -> list[dict]:
 
 
 def _same_settings(first: dict, second: dict) -> bool:
-    """Settings equal as ``--set`` text (0 and "0" are the same setting)."""
-    return {k: str(v) for k, v in first.items()} == {k: str(v) for k, v in second.items()}
+    """Settings equal as values (0, 0.0 and "0" are the same setting; so are True and "true")."""
+    return {k: _setting_value(v) for k, v in first.items()} == {k: _setting_value(v) for k, v in second.items()}
+
+
+def _setting_value(value) -> str:
+    """A setting as comparable text: numbers by value, everything else lower-case."""
+    try:
+        return repr(float(value)) if not isinstance(value, bool) else str(value).lower()
+    except (TypeError, ValueError):
+        return str(value).lower()
 
 
 def ablation_table(rows: list[dict], settings: dict | None = None) -> str:
@@ -325,10 +333,11 @@ def used_feature_sources(folder: Path, summary: dict) -> list[dict]:
     return [m for m in feature_sources(folder) if not chosen or m["modality"] in chosen]
 
 
-def collected_run_row(run_dir: Path) -> dict:
+def collected_run_row(run_dir: Path, ablation: bool = False) -> dict:
     """A results row for a finished run trained outside this script (e.g. a run resumed with
     ``sigerec train --resume`` after an interruption): its summary, plus the settings in which
-    its saved config differs from the model's defaults, as :func:`run_jobs` records them."""
+    its saved config differs from the model's defaults, as :func:`run_jobs` records them. With
+    ``ablation`` the row is the SIGE variant whose settings those are (defaults: "full")."""
     from sigerec.config import read_config_file
     from sigerec.training.runner import resolve_config
 
@@ -344,10 +353,16 @@ def collected_run_row(run_dir: Path) -> dict:
     overrides = {
         key: value for key, value in saved.items() if key not in ignored and value != default_settings.get(key)
     }
+    variant = None
+    if ablation:
+        matches = [name for name, (_, settings) in ABLATION_VARIANTS.items() if _same_settings(overrides, settings)]
+        if model != "sige" or not matches:
+            sys.exit(f"{run_dir}: not a SIGE ablation variant ({model}, settings {overrides or 'defaults'}).")
+        variant = matches[0]
     return result_row(
         summary,
         Path(data),
-        variant=None,
+        variant=variant,
         overrides=overrides,
         base_settings={},
         epoch_cap=saved["epochs"] if saved["epochs"] != default_settings["epochs"] else None,
@@ -397,7 +412,7 @@ def main() -> None:
 
     failures: list[str] = []
     if args.add_runs:
-        added = [collected_run_row(run_dir) for run_dir in args.add_runs]
+        added = [collected_run_row(run_dir, args.ablation) for run_dir in args.add_runs]
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(merge_results(load_results(args.results), added), indent=2) + "\n")
     elif not args.from_results:

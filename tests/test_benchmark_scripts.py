@@ -173,3 +173,12 @@ def test_a_finished_run_becomes_a_results_row_with_the_settings_it_changed(tiny_
 def test_an_unfinished_run_cannot_be_added(tmp_path):
     with pytest.raises(SystemExit, match="no summary.json; finish the run first"):
         multimodal.collected_run_row(tmp_path)
+
+
+def test_only_sige_runs_can_be_added_as_ablation_variants(tiny_dataset_dir, tmp_path):
+    from sigerec.training import runner
+
+    config = runner.resolve_config("bpr", str(tiny_dataset_dir), overrides={"epochs": 1})
+    run, _ = runner.train(config, tmp_path / "runs")
+    with pytest.raises(SystemExit, match="not a SIGE ablation variant"):
+        multimodal.collected_run_row(run.path, ablation=True)
