@@ -1,10 +1,12 @@
 """Build the benchmark datasets that have REAL item content features, with the sigerec CLI.
 
-Example: python benchmarks/prepare_data.py --datasets ml100k,ml100k-kg,baby,sports
+Example: python benchmarks/prepare_data.py --datasets ml100k,ml100k-kg,baby-official,sports-official
 
 Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset into --out:
 - ml100k: ML-100k ratings >= 4, imported with MMRec's per-user random 8:1:1 split (seed 999);
   `text` = all-MiniLM-L6-v2 on title, year and genres (all items), `genre` = multi-hot genres.
+- ml100k-s<N> (any integer N, e.g. ml100k-s1): the same data and features as ml100k, split
+  with seed N instead of 999 (other splits of the same data, for settings that must generalise).
 - ml100k-kg: the same split and features as ml100k, plus `kg` = the Freebase facts of
   ml-100k.kg (one-hop, TF-IDF multi-hot, SVD to 128-d) through ml-100k.link re-keyed from
   MovieLens-1M ids to ML-100k ids with benchmarks/data/ml100k_ml1m_crosswalk.tsv (see
@@ -13,6 +15,9 @@ Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset
   descriptions of baby/content (about 48.5% of items; the rest mean-filled).
 - sports: the LATTICE split of Amazon Sports; `text` = all-MiniLM-L6-v2 on the partial 2023
   titles of sports/content (about 13.7% of items), mapped to item ids through the itemID->ASIN map.
+- baby-official, sports-official: MMRec's official splits (<ds>/official/, the ones MMRec papers
+  report on) with the same text features as baby and sports; official Sports item ids are the
+  ranks of the sorted ASINs, so the titles are keyed to them through that ranking.
 No synthetic features are made: a modality exists only where real content does.
 A dataset whose feature files are all present is skipped unless --force.
 """
@@ -25,6 +30,7 @@ import json
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +44,19 @@ MODALITIES = {
     "ml100k-kg": ("text", "genre", "kg"),
     "baby": ("text",),
     "sports": ("text",),
+    "baby-official": ("text",),
+    "sports-official": ("text",),
 }
+SEEDED_ML100K = "ml100k-s"  # prefix of ml100k re-split with another seed: ml100k-s<seed>
 CROSSWALK = REPO / "benchmarks" / "data" / "ml100k_ml1m_crosswalk.tsv"
 REKEYED_LINK = "ml-100k.rekeyed.link"
 PROVENANCE_FILE = "prepared.json"
 
 
-def prepare_ml100k(source: Path, out: Path, force: bool) -> None:
+def prepare_ml100k(source: Path, out: Path, force: bool, seed: int = SEED) -> None:
     movielens = source / "ml-100k"
     import_options = ["--user-col", "user_id", "--item-col", "item_id", "--time-col", "timestamp"]
-    import_options += ["--rating-col", "rating", "--min-rating", "4", "--split", "mmrec", "--seed", str(SEED)]
+    import_options += ["--rating-col", "rating", "--min-rating", "4", "--split", "mmrec", "--seed", str(seed)]
     run_sigerec(
         "data",
         "import",
@@ -113,10 +122,10 @@ def write_rekeyed_link(link_file: Path, crosswalk_file: Path, target: Path) -> N
     print(f"{target}: {len(rekeyed)} item-entity links re-keyed to ML-100k ids with {crosswalk_file.name}")
 
 
-def prepare_baby(source: Path, out: Path, force: bool) -> None:
+def prepare_baby(source: Path, out: Path, force: bool, official: bool = False) -> None:
     baby = source / "baby"
-    copy_file(baby / "baby.inter", out, force)
-    copy_file(baby / "i_id_mapping.csv", out, force)  # MMRec's asin -> itemID, the ids of baby.inter
+    copy_file(baby / ("official" if official else "") / "baby.inter", out, force)
+    copy_file(baby / "i_id_mapping.csv", out, force)  # MMRec's asin -> itemID: the ids of both splits
     run_sigerec(
         "encode",
         "text",
@@ -131,17 +140,35 @@ def prepare_baby(source: Path, out: Path, force: bool) -> None:
     )
 
 
-def prepare_sports(source: Path, out: Path, force: bool) -> None:
+def prepare_sports(source: Path, out: Path, force: bool, official: bool = False) -> None:
     sports = source / "sports"
-    copy_file(sports / "sports.inter", out, force)
+    copy_file(sports / ("official" if official else "") / "sports.inter", out, force)
     titles = sports / "content" / "sports_item_title_partial_2023meta.jsonl"
-    write_item_map(sports / "content" / "sports_itemid_asin.tsv", titles, out / "i_id_mapping.csv")
+    write_item_map(sports / "content" / "sports_itemid_asin.tsv", titles, out / "i_id_mapping.csv", official)
     run_sigerec(
         "encode", "text", str(titles), "--data", str(out), "--id-col", "asin", "--text-cols", "title", "--quiet"
     )
 
 
-PREPARERS = {"ml100k": prepare_ml100k, "ml100k-kg": prepare_ml100k_kg, "baby": prepare_baby, "sports": prepare_sports}
+PREPARERS = {
+    "ml100k": prepare_ml100k,
+    "ml100k-kg": prepare_ml100k_kg,
+    "baby": prepare_baby,
+    "sports": prepare_sports,
+    "baby-official": partial(prepare_baby, official=True),
+    "sports-official": partial(prepare_sports, official=True),
+}
+
+
+def preparer(dataset: str):
+    """The function that builds ``dataset``, or None for an unknown name."""
+    if dataset.startswith(SEEDED_ML100K) and dataset.removeprefix(SEEDED_ML100K).isdigit():
+        return partial(prepare_ml100k, seed=int(dataset.removeprefix(SEEDED_ML100K)))
+    return PREPARERS.get(dataset)
+
+
+def modalities_of(dataset: str) -> tuple[str, ...]:
+    return MODALITIES["ml100k" if dataset.startswith(SEEDED_ML100K) else dataset]
 
 
 def copy_file(path: Path, out: Path, force: bool) -> None:
@@ -157,9 +184,10 @@ def copy_file(path: Path, out: Path, force: bool) -> None:
     shutil.copyfile(path, target)
 
 
-def write_item_map(asin_map: Path, titles: Path, target: Path) -> None:
+def write_item_map(asin_map: Path, titles: Path, target: Path, official: bool = False) -> None:
     """MMRec's ``i_id_mapping.csv`` (``asin<TAB>itemID``) from the Sports itemID -> ASIN table,
-    checked to number the items 0..n-1 and to agree with the itemIDs stored beside the titles."""
+    checked to number the items 0..n-1 and to agree with the itemIDs stored beside the titles.
+    ``official``: the official split's ids instead, each ASIN's rank in sorted order."""
     mapping = pd.read_csv(asin_map, sep="\t", dtype=str, keep_default_na=False)
     item_ids = mapping["itemID"].astype(int).to_numpy()
     if not np.array_equal(item_ids, np.arange(len(mapping))):
@@ -170,13 +198,15 @@ def write_item_map(asin_map: Path, titles: Path, target: Path) -> None:
     disagreeing = [r for r in records if asin_to_item.get(r["asin"]) != r["itemID"]]
     if disagreeing:
         sys.exit(f"{titles}: {len(disagreeing)} titles name an itemID that {asin_map.name} gives another ASIN.")
+    if official:
+        mapping = mapping.sort_values("asin", kind="stable").assign(itemID=np.arange(len(mapping)))
     target.write_text(mapping[["asin", "itemID"]].to_csv(sep="\t", index=False, lineterminator="\n"))
 
 
 def is_complete(folder: Path, dataset: str) -> bool:
     return all(
         (folder / f"{modality}_feat.npy").exists() and (folder / f"{modality}_feat.json").exists()
-        for modality in MODALITIES[dataset]
+        for modality in modalities_of(dataset)
     )
 
 
@@ -190,21 +220,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="The shared data folder.")
     parser.add_argument("--out", type=Path, default=REPO / ".bench_data", help="Where the dataset folders go.")
-    parser.add_argument("--datasets", default="ml100k,ml100k-kg,baby,sports", help=f"Any of {','.join(PREPARERS)}.")
+    parser.add_argument(
+        "--datasets", default="ml100k,ml100k-kg,baby-official,sports-official", help=f"Any of {','.join(PREPARERS)} or ml100k-s<seed>.")
     parser.add_argument("--force", action="store_true", help="Rebuild datasets whose features already exist.")
     args = parser.parse_args()
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    unknown = [d for d in datasets if d not in PREPARERS]
+    unknown = [d for d in datasets if preparer(d) is None]
     if unknown:
-        sys.exit(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(PREPARERS)}.")
+        sys.exit(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(PREPARERS)} or ml100k-s<seed>.")
     for dataset in datasets:
         folder = args.out / dataset
         if is_complete(folder, dataset) and not args.force:
             print(f"{dataset}: {folder} is complete; skipped (--force rebuilds it).")
         else:
             started = time.time()
-            PREPARERS[dataset](args.data_root, folder, args.force)
+            preparer(dataset)(args.data_root, folder, args.force)
             provenance = {
                 "dataset": dataset,
                 "data_root": str(args.data_root.resolve()),
