@@ -9,10 +9,10 @@ from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
 from sigerec.models import get_model_class, model_names
-from sigerec.models.losses import info_nce, multi_positive_info_nce
+from sigerec.models.losses import info_nce, multi_positive_info_nce, unit_gradient_normalize
 from sigerec.models.mgcn import MGCN, MGCNConfig
 from sigerec.models.semantic_branch import SemanticFuser
-from sigerec.models.sige import SIGE, SIGEConfig
+from sigerec.models.sige import SIGE, SIGEConfig, first_occurrences
 from sigerec.training import runner
 
 N_USERS, N_ITEMS = 12, 10
@@ -294,3 +294,69 @@ def test_fused_info_nce_backward_can_run_twice_with_retain_graph():
     first = torch.autograd.grad(loss, [anchors, *views], retain_graph=True)
     second = torch.autograd.grad(loss, [anchors, *views])
     assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_unit_gradient_normalize_keeps_the_value_and_drops_the_inverse_norm():
+    torch.manual_seed(0)
+    vectors = torch.randn(6, 4, dtype=torch.float64)
+    weights = torch.randn(6, 4, dtype=torch.float64)
+    for scale in (1e-3, 1.0, 50.0):
+        exact = (scale * vectors).requires_grad_()
+        unit = (scale * vectors).requires_grad_()
+        exact_out = torch.nn.functional.normalize(exact, dim=1)
+        unit_out = unit_gradient_normalize(unit)
+        assert torch.allclose(exact_out, unit_out)
+        (exact_out * weights).sum().backward()
+        (unit_out * weights).sum().backward()
+        norms = (scale * vectors).norm(dim=1, keepdim=True)
+        # Same direction as the exact gradient, |x| times its length: independent of the scale.
+        assert torch.allclose(unit.grad, exact.grad * norms)
+        direction = torch.nn.functional.normalize(vectors, dim=1)
+        assert torch.allclose(unit.grad, weights - direction * (direction * weights).sum(1, keepdim=True))
+
+
+def test_unit_cosine_gradient_gives_the_same_loss_with_bounded_gradients():
+    exact, unit = _sige(), _sige(cosine_gradient="unit")
+    torch.manual_seed(4)
+    exact_loss = exact.loss(*BATCH)
+    torch.manual_seed(4)
+    unit_loss = unit.loss(*BATCH)
+    assert unit_loss.item() == pytest.approx(exact_loss.item(), rel=1e-6)
+    exact_loss.backward()
+    unit_loss.backward()
+    # The semantic vectors start with norms far below 1, so the exact gradient is the larger.
+    assert exact.embedding.grad.norm() > unit.embedding.grad.norm()
+
+
+def test_first_occurrences_keeps_one_row_per_id():
+    ids = torch.tensor([7, 3, 7, 1, 3, 3, 9])
+    assert first_occurrences(ids).tolist() == [3, 1, 0, 6]  # ids 1, 3, 7, 9
+
+
+def test_unique_rows_give_the_same_loss_when_the_batch_has_no_repeats():
+    distinct = (torch.tensor([0, 3, 5, 7, 11]), torch.tensor([0, 3, 5, 7, 1]), torch.tensor([2, 9, 4, 1, 8]))
+    settings = {"perturbation": "none"}  # no noise, so the two losses are comparable
+    batch_rows, unique_rows = _sige(**settings), _sige(contrastive_rows="unique", **settings)
+    assert unique_rows.loss(*distinct).item() == pytest.approx(batch_rows.loss(*distinct).item(), rel=1e-6)
+    # BATCH repeats user 3: the unique variant compares one row fewer, so its loss differs.
+    assert unique_rows.loss(*BATCH).item() != pytest.approx(batch_rows.loss(*BATCH).item(), rel=1e-6)
+
+
+def test_contrastive_warmup_scales_only_the_contrastive_terms():
+    model = _sige(contrastive_warmup=4, perturbation="none")
+    full = {name: term.item() for name, term in model.loss_terms(*BATCH).items()}
+    model.pre_epoch(0)
+    first = {name: term.item() for name, term in model.loss_terms(*BATCH).items()}
+    for name in ("bpr", "reg"):
+        assert first[name] == pytest.approx(full[name])
+    for name in ("anchor", "align"):
+        assert first[name] == pytest.approx(full[name] / 4)
+    model.pre_epoch(3)
+    assert model.loss_terms(*BATCH)["align"].item() == pytest.approx(full["align"])
+
+
+def test_loss_is_the_sum_of_the_named_terms():
+    model = _sige(perturbation="none")
+    terms = model.loss_terms(*BATCH)
+    assert set(terms) == {"bpr", "reg", "anchor", "align"}
+    assert model.loss(*BATCH).item() == pytest.approx(sum(t.item() for t in terms.values()), rel=1e-6)

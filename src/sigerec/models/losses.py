@@ -33,16 +33,45 @@ def squared_norm_loss(*embeddings: torch.Tensor) -> torch.Tensor:
     return 0.5 * total / embeddings[0].shape[0]
 
 
-def info_nce(view: torch.Tensor, other_view: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce(view: torch.Tensor, other_view: torch.Tensor, temperature: float, unit_gradient: bool = False) -> torch.Tensor:
     """InfoNCE with in-batch negatives and cosine similarity (SimCLR/SGL style, as MMRec).
 
     -mean_n log( exp(cos(x_n, y_n)/tau) / sum_n' exp(cos(x_n, y_n')/tau) ): row n of ``view``
     must match row n of ``other_view`` against every other row. Equals MMRec's exp/sum/log form.
+    ``unit_gradient``: see :func:`unit_gradient_normalize`.
     """
-    return multi_positive_info_nce(view, [other_view], temperature)
+    return multi_positive_info_nce(view, [other_view], temperature, unit_gradient)
 
 
-def multi_positive_info_nce(anchors: torch.Tensor, views: list[torch.Tensor], temperature: float) -> torch.Tensor:
+def unit_gradient_normalize(vectors: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length, x / |x|, with the gradient they would have if |x| were 1.
+
+    The exact gradient of x / |x| is (I - x^ x^T) g / |x|: a cosine loss pushes a row of norm
+    0.01 a hundred times harder than a row of norm 1. Embeddings start tiny (Xavier rows of a
+    large table, averaged over graph neighbours), so every cosine term then outweighs BPR,
+    whose gradient grows with the norms instead, and Adam, normalising the sum, starves the
+    ranking objective (docs/sige.md, "Why SIGE stalled"). This keeps the direction of the exact
+    gradient (its tangent part) and drops the 1/|x| factor; the forward value is unchanged.
+    """
+    return _UnitGradientNormalize.apply(vectors)
+
+
+class _UnitGradientNormalize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, vectors):
+        unit = torch.nn.functional.normalize(vectors, dim=1)
+        ctx.save_for_backward(unit)
+        return unit
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (unit,) = ctx.saved_tensors
+        return grad_output - unit * (unit * grad_output).sum(1, keepdim=True)
+
+
+def multi_positive_info_nce(
+    anchors: torch.Tensor, views: list[torch.Tensor], temperature: float, unit_gradient: bool = False
+) -> torch.Tensor:
     """InfoNCE of each anchor against several views of every row (cosine similarity):
 
         -mean_n log( sum_m exp(cos(a_n, v^m_n)/tau) / sum_m sum_n' exp(cos(a_n, v^m_n')/tau) )
@@ -52,10 +81,12 @@ def multi_positive_info_nce(anchors: torch.Tensor, views: list[torch.Tensor], te
 
     The [rows, views x rows] similarity matrix dominates a contrastive step, so it goes through
     a fused kernel (:class:`_MultiPositiveInfoNCE`) that makes far fewer passes over it than the
-    autograd formula, same values and gradients (tested in float64).
+    autograd formula, same values and gradients (tested in float64). ``unit_gradient``: the
+    rows are normalised by :func:`unit_gradient_normalize` (gradients free of the 1/|x| factor).
     """
-    anchors = torch.nn.functional.normalize(anchors, dim=1)
-    stacked = torch.cat([torch.nn.functional.normalize(v, dim=1) for v in views])  # [M * rows, d]
+    normalize = unit_gradient_normalize if unit_gradient else lambda x: torch.nn.functional.normalize(x, dim=1)
+    anchors = normalize(anchors)
+    stacked = torch.cat([normalize(v) for v in views])  # [M * rows, d]
     if 1.0 / temperature > _MAX_EXPONENT:  # exp(+-1/tau) could overflow float32 sums: log-sum-exp
         return _multi_positive_info_nce_reference(anchors, stacked, len(views), temperature)
     return _MultiPositiveInfoNCE.apply(anchors, stacked, len(views), temperature)

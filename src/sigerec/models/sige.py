@@ -19,6 +19,8 @@ from sigerec.models.semantic_branch import FUSERS, BehaviourSemanticRecommender
 
 PERTURBATIONS = ("modulus", "relative", "constant", "none")
 MODALITY_ALIGNMENTS = ("anchor", "pairwise", "none")
+COSINE_GRADIENTS = ("exact", "unit")
+CONTRASTIVE_ROWS = ("batch", "unique")
 
 
 @dataclass
@@ -48,6 +50,13 @@ class SIGEConfig(ModelConfig):
     - ``anchor_gradient`` (True) [choice]: gradients flow into the behaviour anchors.
     - ``align_weight`` (0.01): lambda_align of InfoNCE(s, b) for items and users; 0 = off.
     - ``temperature`` (0.2): tau of every contrastive term.
+    Contrastive training (sigerec's additions, docs/sige.md "Why SIGE stalled"):
+    - ``cosine_gradient`` ("exact"): "unit" takes each cosine's gradient as if its vectors had
+      unit length (no 1/|z| factor, see ``losses.unit_gradient_normalize``).
+    - ``contrastive_rows`` ("batch"): the rows every InfoNCE compares; "unique" keeps the first
+      of each repeated user or item, so a node is never its own negative.
+    - ``contrastive_warmup`` (0): epochs over which the contrastive weights rise linearly to
+      their value (epoch e uses (e + 1) / warmup of them); 0 = full weight from the start.
     Loss (section 6): ``reg_weight`` (1e-4): lambda_reg of (1/2) sum |h|^2 / batch.
     """
 
@@ -69,6 +78,9 @@ class SIGEConfig(ModelConfig):
     anchor_gradient: bool = True
     align_weight: float = 0.01
     temperature: float = 0.2
+    cosine_gradient: str = "exact"
+    contrastive_rows: str = "batch"
+    contrastive_warmup: int = 0
     reg_weight: float = 1e-4
 
 
@@ -119,6 +131,11 @@ class SIGE(BehaviourSemanticRecommender):
             fuser=config.fuser,
             train_features=config.train_features,
         )
+        self.contrastive_scale = 1.0  # set per epoch by the warm-up
+
+    def pre_epoch(self, epoch: int) -> None:
+        warmup = self.config.contrastive_warmup
+        self.contrastive_scale = min(1.0, (epoch + 1) / warmup) if warmup > 0 else 1.0
 
     def _semantic_graphs(self, dataset: Dataset, modalities: list[str]) -> dict:
         """S_bar^m for every modality (sections 1-2)."""
@@ -138,26 +155,44 @@ class SIGE(BehaviourSemanticRecommender):
         return graphs
 
     def loss(self, users, positives, negatives):
+        return sum(self.loss_terms(users, positives, negatives).values())
+
+    def loss_terms(self, users, positives, negatives) -> dict[str, torch.Tensor]:
+        """The weighted terms of the loss (section 6), by name; ``loss`` is their sum.
+
+        Named so that training can log each term and a diagnosis can take each one's gradient.
+        """
         config = self.config
         batch = self.batch_representations(users, positives, negatives)
         user, positive, negative = batch.final.chunk(3)
-        total = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
-        total = total + config.reg_weight * squared_norm_loss(user, positive, negative)
-        for rows in ("users", "positives"):
-            semantics = {m: batch.part(z, rows) for m, z in batch.semantics.items()}
-            behaviour = batch.part(batch.behaviour, rows)
+        terms = {
+            "bpr": bpr_loss((user * positive).sum(1), (user * negative).sum(1)),
+            "reg": config.reg_weight * squared_norm_loss(user, positive, negative),
+        }
+        zero = torch.zeros((), device=user.device)
+        scale = self.contrastive_scale
+        unit = config.cosine_gradient == "unit"
+        for rows, ids in (("users", users), ("positives", positives)):
+            keep = first_occurrences(ids) if config.contrastive_rows == "unique" else slice(None)
+            semantics = {m: batch.part(z, rows)[keep] for m, z in batch.semantics.items()}
+            behaviour = batch.part(batch.behaviour, rows)[keep]
             if config.perturbation != "none" and config.pert_weight > 0:
-                total = total + config.pert_weight * self._perturbation_loss(semantics)
+                term = scale * config.pert_weight * self._perturbation_loss(semantics)
+                terms["perturbation"] = terms.get("perturbation", zero) + term
             if config.modality_alignment != "none" and config.anchor_weight > 0:
-                total = total + config.anchor_weight * self._modality_alignment_loss(semantics, behaviour)
+                term = scale * config.anchor_weight * self._modality_alignment_loss(semantics, behaviour)
+                terms["anchor"] = terms.get("anchor", zero) + term
             if config.align_weight > 0:
-                fused = batch.part(batch.fused, rows)
-                total = total + config.align_weight * info_nce(fused, behaviour, config.temperature)
-        return total
+                fused = batch.part(batch.fused, rows)[keep]
+                term = scale * config.align_weight * info_nce(fused, behaviour, config.temperature, unit)
+                terms["align"] = terms.get("align", zero) + term
+        return terms
 
     def _perturbation_loss(self, semantics: dict[str, torch.Tensor]) -> torch.Tensor:
         """sum_m InfoNCE(z + delta', z + delta'') with modulus-guided noise (section 4)."""
-        return sum(info_nce(self.perturb(z), self.perturb(z), self.config.temperature) for z in semantics.values())
+        unit = self.config.cosine_gradient == "unit"
+        tau = self.config.temperature
+        return sum(info_nce(self.perturb(z), self.perturb(z), tau, unit) for z in semantics.values())
 
     def perturb(self, z: torch.Tensor) -> torch.Tensor:
         """z + eta_n * normalize(sign(z) * u), u ~ U(0, 1)^d, eta_n per ``perturbation``."""
@@ -171,12 +206,20 @@ class SIGE(BehaviourSemanticRecommender):
         return z + eps * modulus * noise
 
     def _modality_alignment_loss(self, semantics: dict[str, torch.Tensor], behaviour: torch.Tensor) -> torch.Tensor:
-        tau = self.config.temperature
+        tau, unit = self.config.temperature, self.config.cosine_gradient == "unit"
         if self.config.modality_alignment == "pairwise":
             pairs = combinations(semantics.values(), 2)
-            return sum((info_nce(a, b, tau) for a, b in pairs), torch.zeros((), device=behaviour.device))
+            return sum((info_nce(a, b, tau, unit) for a, b in pairs), torch.zeros((), device=behaviour.device))
         anchors = behaviour if self.config.anchor_gradient else behaviour.detach()
-        return multi_positive_info_nce(anchors, list(semantics.values()), tau)
+        return multi_positive_info_nce(anchors, list(semantics.values()), tau, unit)
+
+
+def first_occurrences(ids: torch.Tensor) -> torch.Tensor:
+    """Positions of the first occurrence of each distinct id in ``ids``, in ascending id order."""
+    distinct, inverse = torch.unique(ids, return_inverse=True)
+    positions = torch.arange(len(ids), device=ids.device)
+    first = torch.full((len(distinct),), len(ids), dtype=torch.long, device=ids.device)
+    return first.scatter_reduce_(0, inverse, positions, reduce="amin")
 
 
 def _check_config(config: SIGEConfig) -> None:
@@ -185,13 +228,15 @@ def _check_config(config: SIGEConfig) -> None:
         "modality_alignment": MODALITY_ALIGNMENTS,
         "fuser": FUSERS,
         "cooccurrence_weighting": COOCCURRENCE_WEIGHTINGS,
+        "cosine_gradient": COSINE_GRADIENTS,
+        "contrastive_rows": CONTRASTIVE_ROWS,
     }
     for key, allowed in choices.items():
         if getattr(config, key) not in allowed:
             raise SigerecError(f"SIGE: '{key}' must be one of {', '.join(allowed)}, got {getattr(config, key)!r}.")
     if not 0.0 <= config.infusion_alpha <= 1.0:
         raise SigerecError(f"SIGE: 'infusion_alpha' must be in [0, 1], got {config.infusion_alpha}.")
-    for key in ("noise_eps", "pert_weight", "anchor_weight", "align_weight", "reg_weight"):
+    for key in ("noise_eps", "pert_weight", "anchor_weight", "align_weight", "reg_weight", "contrastive_warmup"):
         if getattr(config, key) < 0:
             raise SigerecError(f"SIGE: '{key}' must be >= 0, got {getattr(config, key)}.")
     if config.temperature <= 0:

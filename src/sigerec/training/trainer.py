@@ -62,12 +62,15 @@ class Trainer:
     metrics of an uninterrupted run.
     """
 
-    def __init__(self, config: RunConfig, dataset: Dataset, run: RunDirectory, progress=None):
+    def __init__(self, config: RunConfig, dataset: Dataset, run: RunDirectory, progress=None, batch_observer=None):
         self.config = config
         self.training = config.training
         self.dataset = dataset
         self.run = run
         self.progress = progress or SilentProgress()
+        # Called as observer(epoch, batch_index, loss_terms) before each backward pass, with the
+        # graph alive (e.g. to take each term's gradient); None in ordinary training.
+        self.batch_observer = batch_observer
         self.model = build_model(config, dataset)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -123,7 +126,9 @@ class Trainer:
         return self.evaluations_without_improvement > self.training.stopping_step
 
     # -- the loop ------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> float:
+    def train_epoch(self, epoch: int) -> tuple[float, dict[str, float]]:
+        """One pass over the training triples; returns the mean loss and the mean of each
+        named loss term (for models with ``loss_terms``, else an empty dict)."""
         self.model.train()
         # Per-epoch torch seed: dropout/noise in models is reproducible across resumes.
         torch.manual_seed(self.training.seed * 100_003 + epoch)
@@ -131,32 +136,46 @@ class Trainer:
         self.progress.start_epoch(epoch, len(self.sampler))
         device = self.training.device
         total, batches = 0.0, 0
+        term_totals: dict[str, float] = {}
         for users, positives, negatives in self.sampler.epoch(self.training.seed, epoch):
-            loss = self.model.loss(users.to(device), positives.to(device), negatives.to(device))
+            terms = self._loss_terms(users.to(device), positives.to(device), negatives.to(device))
+            loss = sum(terms.values())
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise SigerecError(
                     f"the training loss became {value} at epoch {epoch} (batch {batches}). "
                     "Lower 'learning_rate' or raise 'reg_weight' and train again."
                 )
+            if self.batch_observer is not None:
+                self.batch_observer(epoch, batches, terms)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += value
             batches += 1
+            for name, term in terms.items():
+                term_totals[name] = term_totals.get(name, 0.0) + float(term.detach())
             self.progress.batch_done(value)
         self.scheduler.step()
-        return total / max(batches, 1)
+        means = {name: value / max(batches, 1) for name, value in term_totals.items()} if len(term_totals) > 1 else {}
+        return total / max(batches, 1), means
+
+    def _loss_terms(self, users, positives, negatives) -> dict[str, torch.Tensor]:
+        """The model's named loss terms, or its whole loss as the one term ``loss``."""
+        if hasattr(self.model, "loss_terms"):
+            return self.model.loss_terms(users, positives, negatives)
+        return {"loss": self.model.loss(users, positives, negatives)}
 
     def fit(self) -> dict[str, Any]:
         """Train until early stopping or ``epochs``, then test the best-valid checkpoint."""
         epoch = self.start_epoch
         while epoch < self.training.epochs and not self._should_stop():
             started = time.perf_counter()
-            loss = self.train_epoch(epoch)
+            loss, loss_terms = self.train_epoch(epoch)
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "loss": loss,
+                **({"loss_terms": loss_terms} if loss_terms else {}),
                 "learning_rate": self.optimizer.param_groups[0]["lr"],
                 "train_seconds": time.perf_counter() - started,
             }
