@@ -18,6 +18,7 @@ from the merged file with --from-results. Models not registered in sigerec are s
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -82,6 +83,18 @@ def merge_results(earlier: list[dict], new: list[dict]) -> list[dict]:
 
 def load_results(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def update_results(path: Path, rows: list[dict]) -> None:
+    """Merge ``rows`` into the results file under a lock, so that several benchmark processes
+    can share one file (each read-merge-write sees the others' rows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = merge_results(load_results(path), rows)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(merged, indent=2) + "\n")
+        temporary.replace(path)
 
 
 def _order(names: list[str], wanted: str) -> list[str]:
@@ -294,7 +307,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
             base_settings=settings,  # the --set settings every variant starts from
             epoch_cap=args.epochs,
             machine=machine_description(),
-            command=" ".join(["python", "benchmarks/multimodal.py", *sys.argv[1:]]),
+            command=" ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
         )
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
@@ -314,8 +327,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
                 f"{summary['test']['ndcg@20']:.4f} at epoch {summary['best_epoch']} of {summary['epochs']}",
                 flush=True,
             )
-            args.results.parent.mkdir(parents=True, exist_ok=True)
-            args.results.write_text(json.dumps(merge_results(load_results(args.results), [summary]), indent=2) + "\n")
+            update_results(args.results, [summary])
     return summaries, failures
 
 
@@ -413,8 +425,7 @@ def main() -> None:
     failures: list[str] = []
     if args.add_runs:
         added = [collected_run_row(run_dir, args.ablation) for run_dir in args.add_runs]
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(merge_results(load_results(args.results), added), indent=2) + "\n")
+        update_results(args.results, added)
     elif not args.from_results:
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]
         if missing:

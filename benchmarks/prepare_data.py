@@ -221,7 +221,10 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="The shared data folder.")
     parser.add_argument("--out", type=Path, default=REPO / ".bench_data", help="Where the dataset folders go.")
     parser.add_argument(
-        "--datasets", default="ml100k,ml100k-kg,baby-official,sports-official", help=f"Any of {','.join(PREPARERS)} or ml100k-s<seed>.")
+        "--datasets",
+        default="ml100k,ml100k-kg,baby-official,sports-official",
+        help=f"Any of {','.join(PREPARERS)} or ml100k-s<seed>.",
+    )
     parser.add_argument("--force", action="store_true", help="Rebuild datasets whose features already exist.")
     args = parser.parse_args()
 

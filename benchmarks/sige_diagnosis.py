@@ -70,9 +70,7 @@ class GradientProbe:
         for name, term in terms.items():
             grads = torch.autograd.grad(term, self.parameters, retain_graph=True, allow_unused=True)
             by_parameter = dict(zip(self.parameters, grads))
-            gradients[name] = {
-                group: self._flatten(by_parameter, members) for group, members in self.groups.items()
-            }
+            gradients[name] = {group: self._flatten(by_parameter, members) for group, members in self.groups.items()}
         for name, by_group in gradients.items():
             for group, vector in by_group.items():
                 self.sums[(epoch, name, group, "norm")] += float(vector.norm())
@@ -200,9 +198,7 @@ def result_tables(result: dict) -> str:
         cells = [row["epoch"], f"{row['valid_recall@20']:.4f}"]
         cells += [_fmt(row["loss_terms"].get(t)) for t in present]
         cells += [_fmt(item[t].get("norm")) for t in present]
-        cells += [
-            f"{_fmt(item[t].get('ratio_bpr'))} / {_fmt(item[t].get('cos_bpr'))}" for t in present if t != "bpr"
-        ]
+        cells += [f"{_fmt(item[t].get('ratio_bpr'))} / {_fmt(item[t].get('cos_bpr'))}" for t in present if t != "bpr"]
         rows.append(cells)
     columns = ["epoch", "valid R@20"] + [f"{t} loss" for t in present]
     columns += [f"‖∇{t}‖ item ID" for t in present]
@@ -217,7 +213,7 @@ def result_tables(result: dict) -> str:
     first = result["epochs"][0]["gradients"]
     group_rows = [[t] + [_fmt(first.get(t, {}).get(g, {}).get("norm")) for g in groups] for t in present]
     group_table = markdown_table(["term (epoch 0)"] + [f"‖∇‖ {g}" for g in groups], group_rows)
-    return "\n\n".join([header, gradient_table, "Other parameter groups, epoch 0:", group_table, norm_table])
+    return f"{header}\n\n{gradient_table}\n\nOther parameter groups, epoch 0:\n\n{group_table}\n\n{norm_table}"
 
 
 def main() -> None:
@@ -249,8 +245,11 @@ def main() -> None:
     commands = sorted({r["command"] for r in results})
     machines = sorted({r["machine"] for r in results})
     parts = [
-        f"Command(s): {'; '.join(f'`{c}`' for c in commands)}. Machine(s): {'; '.join(machines)}. Seed {SEED}. "
-        "Gradients are means over the probed batches of an epoch; loss columns are the weighted terms."
+        (
+            f"Command(s): {'; '.join(f'`{c}`' for c in commands)}. Machine(s): {'; '.join(machines)}. "
+            f"Seed {SEED}. Gradients are means over the probed batches of an epoch; loss columns are the "
+            "weighted terms."
+        )
     ]
     parts += [result_tables(r) for r in results]
     write_section(args.doc, SECTION, "\n\n".join(parts))

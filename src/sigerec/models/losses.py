@@ -33,7 +33,9 @@ def squared_norm_loss(*embeddings: torch.Tensor) -> torch.Tensor:
     return 0.5 * total / embeddings[0].shape[0]
 
 
-def info_nce(view: torch.Tensor, other_view: torch.Tensor, temperature: float, unit_gradient: bool = False) -> torch.Tensor:
+def info_nce(
+    view: torch.Tensor, other_view: torch.Tensor, temperature: float, unit_gradient: bool = False
+) -> torch.Tensor:
     """InfoNCE with in-batch negatives and cosine similarity (SimCLR/SGL style, as MMRec).
 
     -mean_n log( exp(cos(x_n, y_n)/tau) / sum_n' exp(cos(x_n, y_n')/tau) ): row n of ``view``
