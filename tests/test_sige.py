@@ -47,7 +47,15 @@ def _mgcn(features=None, **config):
 
 
 BATCH = (torch.tensor([0, 3, 3, 7, 11]), torch.tensor([0, 3, 5, 7, 1]), torch.tensor([2, 9, 4, 1, 8]))
-ALL_SIGE_PARTS_OFF = {"infusion_alpha": 0.0, "perturbation": "none", "modality_alignment": "none"}
+# SIGE's extras off, and its contrastive training as MGCN's (exact cosine gradients, batch rows).
+ALL_SIGE_PARTS_OFF = {
+    "infusion_alpha": 0.0,
+    "perturbation": "none",
+    "modality_alignment": "none",
+    "cosine_gradient": "exact",
+    "contrastive_rows": "batch",
+    "contrastive_warmup": 0,
+}
 
 
 def test_registry_lists_both():
