@@ -42,6 +42,8 @@ _OLD = {
 CANDIDATES = {
     "exact": _OLD,  # the defaults before this selection
     "exact-align0.001": {**_OLD, "align_weight": 0.001},
+    "exact-unique": {**_OLD, "contrastive_rows": "unique"},
+    "exact-warmup10": {**_OLD, "contrastive_warmup": 10},
     "unit": {**_OLD, "cosine_gradient": "unit"},
     "unit-unique": {**_OLD, "cosine_gradient": "unit", "contrastive_rows": "unique"},
     "unit-w0.1": {**_OLD, "cosine_gradient": "unit", "pert_weight": 0.1, "anchor_weight": 0.1, "align_weight": 0.1},
@@ -53,7 +55,22 @@ CANDIDATES = {
         "align_weight": 1e-3,
     },
     "unit-tau0.5": {**_OLD, "cosine_gradient": "unit", "temperature": 0.5},
+    "bounded": {**_OLD, "cosine_gradient": "bounded"},
 }
+# Unit gradients with unique rows (5x faster than batch rows on ML-100k), with one part changed.
+_UNIT_UNIQUE = CANDIDATES["unit-unique"]
+CANDIDATES.update(
+    {
+        "uu-no-infusion": {**_UNIT_UNIQUE, "infusion_alpha": 0.0},
+        "uu-cosine-cooc": {**_UNIT_UNIQUE, "cooccurrence_weighting": "cosine"},
+        "uu-no-perturbation": {**_UNIT_UNIQUE, "perturbation": "none"},
+        "uu-no-anchor": {**_UNIT_UNIQUE, "modality_alignment": "none"},
+        "uu-no-align": {**_UNIT_UNIQUE, "align_weight": 0.0},
+        "uu-w0.003": {**_UNIT_UNIQUE, "pert_weight": 0.003, "anchor_weight": 0.003, "align_weight": 0.003},
+        "uu-tau0.5": {**_UNIT_UNIQUE, "temperature": 0.5},
+        "uu-bounded": {**_UNIT_UNIQUE, "cosine_gradient": "bounded"},
+    }
+)
 
 
 def baseline_rows(path: Path, datasets: list[str]) -> dict[str, list[dict]]:

@@ -368,3 +368,18 @@ def test_loss_is_the_sum_of_the_named_terms():
     terms = model.loss_terms(*BATCH)
     assert set(terms) == {"bpr", "reg", "anchor", "align"}
     assert model.loss(*BATCH).item() == pytest.approx(sum(t.item() for t in terms.values()), rel=1e-6)
+
+
+def test_bounded_gradient_is_unit_below_norm_one_and_exact_above():
+    torch.manual_seed(1)
+    direction = torch.nn.functional.normalize(torch.randn(1, 5, dtype=torch.float64), dim=1)
+    weights = torch.randn(1, 5, dtype=torch.float64)
+    for length, reference in ((0.01, "unit"), (0.5, "unit"), (3.0, "exact")):
+        bounded = (length * direction).requires_grad_()
+        compared = (length * direction).requires_grad_()
+        (unit_gradient_normalize(bounded, bounded=True) * weights).sum().backward()
+        if reference == "unit":
+            (unit_gradient_normalize(compared) * weights).sum().backward()
+        else:
+            (torch.nn.functional.normalize(compared, dim=1) * weights).sum().backward()
+        assert torch.allclose(bounded.grad, compared.grad), length

@@ -45,7 +45,7 @@ def info_nce(
     return multi_positive_info_nce(view, [other_view], temperature, unit_gradient)
 
 
-def unit_gradient_normalize(vectors: torch.Tensor) -> torch.Tensor:
+def unit_gradient_normalize(vectors: torch.Tensor, bounded: bool = False) -> torch.Tensor:
     """Rows scaled to unit length, x / |x|, with the gradient they would have if |x| were 1.
 
     The exact gradient of x / |x| is (I - x^ x^T) g / |x|: a cosine loss pushes a row of norm
@@ -54,25 +54,29 @@ def unit_gradient_normalize(vectors: torch.Tensor) -> torch.Tensor:
     whose gradient grows with the norms instead, and Adam, normalising the sum, starves the
     ranking objective (docs/sige.md, "Why SIGE stalled"). This keeps the direction of the exact
     gradient (its tangent part) and drops the 1/|x| factor; the forward value is unchanged.
+    ``bounded``: drop it only below |x| = 1, i.e. scale by 1 / max(|x|, 1), so that rows longer
+    than 1 get their exact gradient.
     """
-    return _UnitGradientNormalize.apply(vectors)
+    return _UnitGradientNormalize.apply(vectors, bounded)
 
 
 class _UnitGradientNormalize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, vectors):
-        unit = torch.nn.functional.normalize(vectors, dim=1)
-        ctx.save_for_backward(unit)
+    def forward(ctx, vectors, bounded: bool):
+        norms = torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
+        unit = vectors / norms.clamp_min(1e-12)  # as torch.nn.functional.normalize
+        ctx.save_for_backward(unit, norms.clamp_min(1.0) if bounded else None)
         return unit
 
     @staticmethod
     def backward(ctx, grad_output):
-        (unit,) = ctx.saved_tensors
-        return grad_output - unit * (unit * grad_output).sum(1, keepdim=True)
+        unit, scale = ctx.saved_tensors
+        tangent = grad_output - unit * (unit * grad_output).sum(1, keepdim=True)
+        return (tangent if scale is None else tangent / scale), None
 
 
 def multi_positive_info_nce(
-    anchors: torch.Tensor, views: list[torch.Tensor], temperature: float, unit_gradient: bool = False
+    anchors: torch.Tensor, views: list[torch.Tensor], temperature: float, unit_gradient: bool | str = False
 ) -> torch.Tensor:
     """InfoNCE of each anchor against several views of every row (cosine similarity):
 
@@ -84,9 +88,14 @@ def multi_positive_info_nce(
     The [rows, views x rows] similarity matrix dominates a contrastive step, so it goes through
     a fused kernel (:class:`_MultiPositiveInfoNCE`) that makes far fewer passes over it than the
     autograd formula, same values and gradients (tested in float64). ``unit_gradient``: the
-    rows are normalised by :func:`unit_gradient_normalize` (gradients free of the 1/|x| factor).
+    rows are normalised by :func:`unit_gradient_normalize` (gradients free of the 1/|x| factor);
+    ``"bounded"`` passes ``bounded=True`` to it.
     """
-    normalize = unit_gradient_normalize if unit_gradient else lambda x: torch.nn.functional.normalize(x, dim=1)
+    if unit_gradient:
+        bounded = unit_gradient == "bounded"
+        normalize = lambda x: unit_gradient_normalize(x, bounded)  # noqa: E731
+    else:
+        normalize = lambda x: torch.nn.functional.normalize(x, dim=1)  # noqa: E731
     anchors = normalize(anchors)
     stacked = torch.cat([normalize(v) for v in views])  # [M * rows, d]
     if 1.0 / temperature > _MAX_EXPONENT:  # exp(+-1/tau) could overflow float32 sums: log-sum-exp

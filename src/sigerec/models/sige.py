@@ -19,7 +19,7 @@ from sigerec.models.semantic_branch import FUSERS, BehaviourSemanticRecommender
 
 PERTURBATIONS = ("modulus", "relative", "constant", "none")
 MODALITY_ALIGNMENTS = ("anchor", "pairwise", "none")
-COSINE_GRADIENTS = ("exact", "unit")
+COSINE_GRADIENTS = ("exact", "unit", "bounded")
 CONTRASTIVE_ROWS = ("batch", "unique")
 
 
@@ -52,7 +52,8 @@ class SIGEConfig(ModelConfig):
     - ``temperature`` (0.2): tau of every contrastive term.
     Contrastive training (sigerec's additions, docs/sige.md "Why SIGE stalled"):
     - ``cosine_gradient`` ("exact"): "unit" takes each cosine's gradient as if its vectors had
-      unit length (no 1/|z| factor, see ``losses.unit_gradient_normalize``).
+      unit length (no 1/|z| factor, see ``losses.unit_gradient_normalize``); "bounded" does so
+      only for vectors shorter than 1 (factor 1 / max(|z|, 1)).
     - ``contrastive_rows`` ("batch"): the rows every InfoNCE compares; "unique" keeps the first
       of each repeated user or item, so a node is never its own negative.
     - ``contrastive_warmup`` (0): epochs over which the contrastive weights rise linearly to
@@ -171,7 +172,7 @@ class SIGE(BehaviourSemanticRecommender):
         }
         zero = torch.zeros((), device=user.device)
         scale = self.contrastive_scale
-        unit = config.cosine_gradient == "unit"
+        unit = self._unit_gradient()
         for rows, ids in (("users", users), ("positives", positives)):
             keep = first_occurrences(ids) if config.contrastive_rows == "unique" else slice(None)
             semantics = {m: batch.part(z, rows)[keep] for m, z in batch.semantics.items()}
@@ -190,7 +191,7 @@ class SIGE(BehaviourSemanticRecommender):
 
     def _perturbation_loss(self, semantics: dict[str, torch.Tensor]) -> torch.Tensor:
         """sum_m InfoNCE(z + delta', z + delta'') with modulus-guided noise (section 4)."""
-        unit = self.config.cosine_gradient == "unit"
+        unit = self._unit_gradient()
         tau = self.config.temperature
         return sum(info_nce(self.perturb(z), self.perturb(z), tau, unit) for z in semantics.values())
 
@@ -205,8 +206,12 @@ class SIGE(BehaviourSemanticRecommender):
             modulus = modulus / modulus.mean().clamp_min(1e-12)
         return z + eps * modulus * noise
 
+    def _unit_gradient(self) -> bool | str:
+        """How the cosines normalise (``losses.multi_positive_info_nce``'s ``unit_gradient``)."""
+        return {"exact": False, "unit": True, "bounded": "bounded"}[self.config.cosine_gradient]
+
     def _modality_alignment_loss(self, semantics: dict[str, torch.Tensor], behaviour: torch.Tensor) -> torch.Tensor:
-        tau, unit = self.config.temperature, self.config.cosine_gradient == "unit"
+        tau, unit = self.config.temperature, self._unit_gradient()
         if self.config.modality_alignment == "pairwise":
             pairs = combinations(semantics.values(), 2)
             return sum((info_nce(a, b, tau, unit) for a, b in pairs), torch.zeros((), device=behaviour.device))
