@@ -55,6 +55,9 @@ ABLATION_VARIANTS = {
     "no-anchor": ("w/o anchor InfoNCE", {"modality_alignment": "none"}),
     "pairwise-anchor": ("pairwise modality InfoNCE instead of anchor", {"modality_alignment": "pairwise"}),
     "no-align": ("w/o behaviour/semantics InfoNCE", {"align_weight": 0}),
+    # The optimisation settings of docs/sige.md, "Why SIGE stalled": each one switched back.
+    "exact-gradient": ("exact cosine gradients (sigerec 0.1)", {"cosine_gradient": "exact"}),
+    "batch-rows": ("contrastive rows with repeats", {"contrastive_rows": "batch"}),
 }
 
 

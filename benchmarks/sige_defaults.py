@@ -138,6 +138,8 @@ def leave_one_out_table(rows: list[dict], baselines: dict[str, list[dict]], data
     table_rows = []
     for held_out in datasets:
         others = [d for d in datasets if d != held_out]
+        if not others:
+            continue
         ranking = score_candidates(rows, baselines, others)
         ranking = [s for s in ranking if (held_out, s["name"]) in by_key]
         if not ranking or not baselines[held_out]:
