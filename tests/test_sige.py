@@ -215,7 +215,7 @@ def test_perturbation_norm_follows_the_modulus_and_keeps_signs(kind, expected_no
 
 def test_pairwise_alignment_and_one_modality():
     one = {"text": _features()["text"]}
-    model = _sige(one, modality_alignment="pairwise", perturbation="none", infusion_alpha=0.0)
+    model = _sige(one, **{**ALL_SIGE_PARTS_OFF, "modality_alignment": "pairwise"})
     reference = _sige(one, **ALL_SIGE_PARTS_OFF)
     assert model.loss(*BATCH).item() == pytest.approx(reference.loss(*BATCH).item(), rel=1e-6)
     three = {**_features(), "audio": _features(2)["text"]}
@@ -324,7 +324,7 @@ def test_unit_gradient_normalize_keeps_the_value_and_drops_the_inverse_norm():
 
 
 def test_unit_cosine_gradient_gives_the_same_loss_with_bounded_gradients():
-    exact, unit = _sige(), _sige(cosine_gradient="unit")
+    exact, unit = _sige(cosine_gradient="exact"), _sige(cosine_gradient="unit")
     torch.manual_seed(4)
     exact_loss = exact.loss(*BATCH)
     torch.manual_seed(4)
@@ -344,14 +344,15 @@ def test_first_occurrences_keeps_one_row_per_id():
 def test_unique_rows_give_the_same_loss_when_the_batch_has_no_repeats():
     distinct = (torch.tensor([0, 3, 5, 7, 11]), torch.tensor([0, 3, 5, 7, 1]), torch.tensor([2, 9, 4, 1, 8]))
     settings = {"perturbation": "none"}  # no noise, so the two losses are comparable
-    batch_rows, unique_rows = _sige(**settings), _sige(contrastive_rows="unique", **settings)
+    batch_rows = _sige(contrastive_rows="batch", **settings)
+    unique_rows = _sige(contrastive_rows="unique", **settings)
     assert unique_rows.loss(*distinct).item() == pytest.approx(batch_rows.loss(*distinct).item(), rel=1e-6)
     # BATCH repeats user 3: the unique variant compares one row fewer, so its loss differs.
     assert unique_rows.loss(*BATCH).item() != pytest.approx(batch_rows.loss(*BATCH).item(), rel=1e-6)
 
 
 def test_contrastive_warmup_scales_only_the_contrastive_terms():
-    model = _sige(contrastive_warmup=4, perturbation="none")
+    model = _sige(contrastive_warmup=4, perturbation="none", contrastive_rows="batch")
     full = {name: term.item() for name, term in model.loss_terms(*BATCH).items()}
     model.pre_epoch(0)
     first = {name: term.item() for name, term in model.loss_terms(*BATCH).items()}

@@ -51,11 +51,14 @@ class SIGEConfig(ModelConfig):
     - ``align_weight`` (0.01): lambda_align of InfoNCE(s, b) for items and users; 0 = off.
     - ``temperature`` (0.2): tau of every contrastive term.
     Contrastive training (sigerec's additions, docs/sige.md "Why SIGE stalled"):
-    - ``cosine_gradient`` ("exact"): "unit" takes each cosine's gradient as if its vectors had
-      unit length (no 1/|z| factor, see ``losses.unit_gradient_normalize``); "bounded" does so
-      only for vectors shorter than 1 (factor 1 / max(|z|, 1)).
-    - ``contrastive_rows`` ("batch"): the rows every InfoNCE compares; "unique" keeps the first
-      of each repeated user or item, so a node is never its own negative.
+    - ``cosine_gradient`` ("bounded"): "exact" differentiates each cosine exactly, so a vector
+      of norm |z| gets a gradient scaled by 1/|z| (sigerec 0.1; SIGE stalls when the norms
+      are small); "unit" takes the gradient as if the vectors had unit length (see
+      ``losses.unit_gradient_normalize``); "bounded" does so only for vectors shorter than 1,
+      i.e. scales by 1 / max(|z|, 1).
+    - ``contrastive_rows`` ("unique"): the rows every InfoNCE compares; "unique" keeps the first
+      of each repeated user or item, so a node is never its own negative; "batch": all rows,
+      repeats included (MMRec's and sigerec 0.1's).
     - ``contrastive_warmup`` (0): epochs over which the contrastive weights rise linearly to
       their value (epoch e uses (e + 1) / warmup of them); 0 = full weight from the start.
     Loss (section 6): ``reg_weight`` (1e-4): lambda_reg of (1/2) sum |h|^2 / batch.
@@ -79,8 +82,8 @@ class SIGEConfig(ModelConfig):
     anchor_gradient: bool = True
     align_weight: float = 0.01
     temperature: float = 0.2
-    cosine_gradient: str = "exact"
-    contrastive_rows: str = "batch"
+    cosine_gradient: str = "bounded"
+    contrastive_rows: str = "unique"
     contrastive_warmup: int = 0
     reg_weight: float = 1e-4
 
@@ -108,9 +111,10 @@ class SIGE(BehaviourSemanticRecommender):
        for users and positive items; then L_align = InfoNCE(s_i, b_i) + InfoNCE(s_u, b_u).
     6. L = BPR(h) + reg (1/2)|h|^2/B + l_pert L_pert + l_anchor L_anchor + l_align L_align.
 
-    With ``infusion_alpha=0``, ``perturbation="none"`` and ``modality_alignment="none"`` (gate
-    and attention fuser on) SIGE computes exactly MGCN's scores and loss (``align_weight`` is
-    MGCN's ``cl_weight``); a test checks it. With one modality "pairwise" has no pair and adds 0.
+    With ``infusion_alpha=0``, ``perturbation="none"``, ``modality_alignment="none"``,
+    ``cosine_gradient="exact"`` and ``contrastive_rows="batch"`` (gate and attention fuser on)
+    SIGE computes exactly MGCN's scores, loss and gradients (``align_weight`` is MGCN's
+    ``cl_weight``); a test checks it. With one modality "pairwise" has no pair and adds 0.
     Training defaults: lr decay (0.96, 50), as sige.md section 6 (and MGCN).
     """
 
