@@ -45,6 +45,13 @@ def info_nce(
     return multi_positive_info_nce(view, [other_view], temperature, unit_gradient)
 
 
+def _normalize_rows(vectors: torch.Tensor, unit_gradient: bool | str) -> torch.Tensor:
+    """x / |x| with the gradient ``unit_gradient`` asks for (False: exact; True/"unit"; "bounded")."""
+    if unit_gradient:
+        return unit_gradient_normalize(vectors, bounded=unit_gradient == "bounded")
+    return torch.nn.functional.normalize(vectors, dim=1)
+
+
 def unit_gradient_normalize(vectors: torch.Tensor, bounded: bool = False) -> torch.Tensor:
     """Rows scaled to unit length, x / |x|, with the gradient they would have if |x| were 1.
 
@@ -91,13 +98,8 @@ def multi_positive_info_nce(
     rows are normalised by :func:`unit_gradient_normalize` (gradients free of the 1/|x| factor);
     ``"bounded"`` passes ``bounded=True`` to it.
     """
-    if unit_gradient:
-        bounded = unit_gradient == "bounded"
-        normalize = lambda x: unit_gradient_normalize(x, bounded)  # noqa: E731
-    else:
-        normalize = lambda x: torch.nn.functional.normalize(x, dim=1)  # noqa: E731
-    anchors = normalize(anchors)
-    stacked = torch.cat([normalize(v) for v in views])  # [M * rows, d]
+    anchors = _normalize_rows(anchors, unit_gradient)
+    stacked = torch.cat([_normalize_rows(v, unit_gradient) for v in views])  # [M * rows, d]
     if 1.0 / temperature > _MAX_EXPONENT:  # exp(+-1/tau) could overflow float32 sums: log-sum-exp
         return _multi_positive_info_nce_reference(anchors, stacked, len(views), temperature)
     return _MultiPositiveInfoNCE.apply(anchors, stacked, len(views), temperature)
