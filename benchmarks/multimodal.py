@@ -374,16 +374,28 @@ def collected_run_row(run_dir: Path, ablation: bool = False) -> dict:
         if model != "sige" or not matches:
             sys.exit(f"{run_dir}: not a SIGE ablation variant ({model}, settings {overrides or 'defaults'}).")
         variant = matches[0]
+    epoch_cap = saved["epochs"] if saved["epochs"] != default_settings["epochs"] else None
     return result_row(
         summary,
         Path(data),
         variant=variant,
         overrides=overrides,
         base_settings={},
-        epoch_cap=saved["epochs"] if saved["epochs"] != default_settings["epochs"] else None,
+        epoch_cap=epoch_cap,
         machine=machine_description() + " (collected: the machine that adds the run)",
-        command=f"sigerec train ... (run folder {run_dir.name}, added with --add-runs)",
+        command=f"{train_command(model, data, saved['seed'], overrides, epoch_cap)} (run folder {run_dir.name}, added with --add-runs)",
     )
+
+
+def train_command(model: str, data: str, seed: int, overrides: dict, epoch_cap: int | None) -> str:
+    """The `sigerec train` command that reproduces a run: its data (relative to the repository
+    when inside it), seed, epoch cap and the settings that differ from the defaults."""
+    data_path = Path(data).resolve()
+    shown = data_path.relative_to(REPO) if data_path.is_relative_to(REPO) else data_path
+    parts = ["sigerec train", f"--data {shown}", f"--model {model}", f"--seed {seed}"]
+    parts += [f"--epochs {epoch_cap}"] if epoch_cap else []
+    parts += [f"--set {key}={value}" for key, value in overrides.items() if key != "seed"]
+    return " ".join(parts)
 
 
 def registered_models(wanted: list[str]) -> list[str]:

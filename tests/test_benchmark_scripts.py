@@ -168,6 +168,11 @@ def test_a_finished_run_becomes_a_results_row_with_the_settings_it_changed(tiny_
     assert row["overrides"] == {"reg_weight": 0.001} and row["epoch_cap"] == 2
     assert row["test"] == summary["test"] and row["variant"] is None
     assert multimodal.result_key(row) == ("tiny", "bpr", None, '{"reg_weight": 0.001}')
+    # The row names a command a reader can run to train the same model.
+    assert row["command"].startswith(
+        f"sigerec train --data {tiny_dataset_dir.resolve()} --model bpr --seed 999 --epochs 2"
+    )
+    assert "--set reg_weight=0.001" in row["command"]
 
 
 def test_an_unfinished_run_cannot_be_added(tmp_path):
