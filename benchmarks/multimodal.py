@@ -2,7 +2,7 @@
 REAL content features, and write one test-metric table per dataset into docs/benchmarks.md.
 
 Example: python benchmarks/multimodal.py --datasets ml100k            (CPU)
-         python benchmarks/multimodal.py --datasets baby,sports --device cuda --parallel 4
+         python benchmarks/multimodal.py --datasets baby-official,sports-official --device cuda --parallel 4
          python benchmarks/multimodal.py --ablation --datasets ml100k (SIGE ablation table)
          python benchmarks/multimodal.py --add-runs runs/x/sige-sports-*  (finished runs made
              with `sigerec train`, e.g. resumed after an interruption, added to the results)
@@ -11,7 +11,7 @@ The datasets come from `python benchmarks/prepare_data.py` (.bench_data/<dataset
 uses seed 999, MMRec's protocol (early stopping on valid Recall@20, test metrics of the best
 valid epoch) and each model's default settings; `--set key=value` overrides a setting in
 every run. Results are merged into --results by (dataset, model, settings), so datasets can
-be run separately (say ml100k on a CPU and baby,sports on a GPU) and the docs then rewritten
+be run separately (say ml100k on a CPU and baby-official,sports-official on a GPU) and the docs then rewritten
 from the merged file with --from-results. Models not registered in sigerec are skipped.
 """
 
@@ -38,7 +38,9 @@ from common import (
 
 SEED = 999
 DEFAULT_MODELS = "bpr,lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
-DEFAULT_DATASETS = "ml100k,ml100k-kg,baby,sports"
+DEFAULT_DATASETS = "ml100k,ml100k-kg,baby-official,sports-official"  # prepare_data.py's default
+# The order of the datasets in the docs' tables (others after them): ML-100k and its re-splits first.
+TABLE_ORDER = "ml100k,ml100k-s1,ml100k-s2,ml100k-s3,ml100k-kg,baby-official,sports-official"
 DOC_SECTION = "multimodal"
 ABLATION_SECTION = "sige-ablation"
 ABLATION_MODEL = "sige"
@@ -463,7 +465,7 @@ def main() -> None:
         sys.exit(f"{args.results}: no results; nothing written to {args.doc}.")
     if args.ablation:
         parts = [ABLATION_HEADING, provenance_lines(rows)]
-        for dataset in _order(sorted({row["dataset"] for row in rows}), args.datasets):
+        for dataset in _order(sorted({row["dataset"] for row in rows}), TABLE_ORDER):
             of_dataset = [row for row in rows if row["dataset"] == dataset]
             features = "; ".join(of_dataset[0].get("features", []))
             for base in base_settings_groups(of_dataset):
@@ -478,11 +480,11 @@ def main() -> None:
             f"{DOC_HEADING}\n\n"
             + provenance_lines(rows)
             + "\n\nEach model at the settings with its best valid Recall@20 (defaults unless named):\n\n"
-            + selected_table(rows, args.models, args.datasets)
+            + selected_table(rows, args.models, TABLE_ORDER)
             + "\n\nEvery run:\n\n"
-            + dataset_tables(rows, args.models, args.datasets)
+            + dataset_tables(rows, args.models, TABLE_ORDER)
         )
-        if rows and plot_results(rows, args.models, args.datasets, args.plot):
+        if rows and plot_results(rows, args.models, TABLE_ORDER, args.plot):
             reference = os.path.relpath(args.plot.resolve(), args.doc.resolve().parent)
             content += f"\n![test Recall@20 and NDCG@20 per model and dataset, valid-selected settings]({reference})\n"
         write_section(args.doc, section, content)
