@@ -75,9 +75,14 @@ CANDIDATES.update(
 )
 
 
+def default_rows(path: Path) -> list[dict]:
+    """The runs of ``path`` (multimodal.py's results) made at their model's defaults."""
+    return [r for r in load_results(path) if not r.get("overrides") and not r.get("variant")]
+
+
 def baseline_rows(path: Path, datasets: list[str]) -> dict[str, list[dict]]:
-    """Each dataset's baseline runs at their defaults (every model but SIGE, no overrides)."""
-    rows = [r for r in load_results(path) if r["model"] != "sige" and not r.get("overrides") and not r.get("variant")]
+    """Each dataset's baseline runs at their defaults (every model but SIGE)."""
+    rows = [r for r in default_rows(path) if r["model"] != "sige"]
     return {d: [r for r in rows if r["dataset"] == d] for d in datasets}
 
 
@@ -137,7 +142,7 @@ def selection_table(rows: list[dict], baselines: dict[str, list[dict]], datasets
 def standing_table(results_path: Path, datasets: list[str]) -> str:
     """SIGE at its defaults against every baseline at theirs, on test, per dataset of
     ``results_path`` (benchmarks/multimodal.py's results), with its rank among all models."""
-    rows = [r for r in load_results(results_path) if not r.get("overrides") and not r.get("variant")]
+    rows = default_rows(results_path)
     table_rows = []
     for dataset in datasets:
         sige = next((r for r in rows if r["dataset"] == dataset and r["model"] == "sige"), None)

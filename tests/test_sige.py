@@ -352,7 +352,7 @@ def test_unique_rows_give_the_same_loss_when_the_batch_has_no_repeats():
 
 
 def test_contrastive_warmup_scales_only_the_contrastive_terms():
-    model = _sige(contrastive_warmup=4, perturbation="none", contrastive_rows="batch")
+    model = _sige(contrastive_warmup=4, perturbation="none")
     full = {name: term.item() for name, term in model.loss_terms(*BATCH).items()}
     model.pre_epoch(0)
     first = {name: term.item() for name, term in model.loss_terms(*BATCH).items()}
