@@ -11,7 +11,33 @@ import torch
 from sigerec.data.dataset import Dataset
 from sigerec.training import runner
 from sigerec.training.run_directory import LAST_CHECKPOINT
-from test_trainer import _InterruptAfter
+
+
+class InterruptAfter:
+    """A progress reporter that kills the run (KeyboardInterrupt) after a given epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def start_epoch(self, epoch, n_batches):
+        pass
+
+    def batch_done(self, loss):
+        pass
+
+    def epoch_done(self, record):
+        if record["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+    def message(self, text):
+        pass
+
 
 # Test fixtures, not content: 4 items with simple, distinct feature values.
 HAND_IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
@@ -44,7 +70,7 @@ def assert_resume_is_exact(model: str, data: Path, tmp_path: Path, overrides: di
     config = runner.resolve_config(model, str(data), overrides=overrides)
     full_run, uninterrupted = runner.train(config, tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
-        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(1))
+        runner.train(config, tmp_path / "cut", progress=InterruptAfter(1))
     (cut_run,) = list((tmp_path / "cut").iterdir())
     resumed_run, resumed = runner.resume(cut_run)
     for key in ("test", "valid", "best_epoch"):

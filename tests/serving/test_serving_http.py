@@ -283,7 +283,7 @@ def test_concurrent_requests_get_the_single_threaded_answers(request, url_fixtur
 
 
 def test_the_load_benchmark_sends_requests_that_are_all_answered(server_url, service):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import serving_load
 
     users, items = list(service.folder.user_ids), list(service.folder.item_ids)

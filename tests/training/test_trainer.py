@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from model_checks import InterruptAfter
 from sigerec.errors import SigerecError
 from sigerec.training import runner
 from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT, RunDirectory
@@ -15,32 +16,6 @@ from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT, Run
 def _config(data, model="lightgcn", **overrides):
     settings = {"epochs": 6, "stopping_step": 2, "train_batch_size": 512, **overrides}
     return runner.resolve_config(model, str(data), overrides=settings)
-
-
-class _InterruptAfter:
-    """A progress reporter that kills the run (KeyboardInterrupt) after a given epoch."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def start_epoch(self, epoch, n_batches):
-        pass
-
-    def batch_done(self, loss):
-        pass
-
-    def epoch_done(self, record):
-        if record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
-
-    def message(self, text):
-        pass
 
 
 def test_run_folder_holds_config_metrics_checkpoints_and_summary(baby_subset_dir, tmp_path):
@@ -76,7 +51,7 @@ def test_interrupted_run_resumes_to_the_same_metrics(baby_subset_dir, tmp_path):
     config = _config(baby_subset_dir, stopping_step=20)
     _, uninterrupted = runner.train(config, tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
-        runner.train(config, tmp_path / "cut", progress=_InterruptAfter(2))
+        runner.train(config, tmp_path / "cut", progress=InterruptAfter(2))
     (cut_run,) = list((tmp_path / "cut").iterdir())
     assert not (cut_run / "summary.json").exists()
     _, resumed = runner.resume(cut_run)
