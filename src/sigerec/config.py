@@ -4,6 +4,11 @@ Layers, later ones winning: the dataclass defaults below (MMRec's ``overall.yaml
 each model's own config class < a YAML file (flat ``key: value``, MMRec's key names) <
 ``--set key=value`` < explicit CLI flags such as ``--seed``. Unknown keys are errors
 that suggest the closest known key, so a typo never silently falls back to a default.
+
+A field's type says what it accepts: ``Literal[...]`` for a choice, ``Annotated[int, Range(...)]``
+(or an alias such as :data:`PositiveInt`) for a bounded number. Every config class checks its
+fields against those types when it is built (:func:`check_settings`), so each model gets the
+same error for a bad value without writing a validator.
 """
 
 from __future__ import annotations
@@ -12,32 +17,109 @@ import dataclasses
 import difflib
 import typing
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from sigerec.errors import SigerecError
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting accepts, declared with its type: ``Annotated[float, Range(0, 1)]``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
+            return False
+        return self.high is None or (value < self.high or (value == self.high and self.high_inclusive))
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>=' if self.low_inclusive else '>'} {self.low:g}"
+        return f"{'<=' if self.high_inclusive else '<'} {self.high:g}"
+
+
+NonNegativeInt = Annotated[int, Range(low=0)]
+PositiveInt = Annotated[int, Range(low=1)]
+NonNegativeFloat = Annotated[float, Range(low=0)]
+PositiveFloat = Annotated[float, Range(low=0, low_inclusive=False)]
+UnitInterval = Annotated[float, Range(0, 1)]  # a weight or share, both ends allowed
+DropoutRate = Annotated[float, Range(0, 1, high_inclusive=False)]  # 1 would drop everything
+
+
+def _value_problem(value: Any, annotation: Any) -> str | None:
+    """What ``value`` should be instead, or None when ``annotation`` accepts it."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *extras = typing.get_args(annotation)
+        problem = _value_problem(value, base)
+        if problem is not None:
+            return problem
+        for extra in extras:
+            if isinstance(extra, Range) and isinstance(value, (int, float)) and not extra.contains(value):
+                return extra.describe()
+        return None
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        return None if value in choices else "one of " + ", ".join(str(c) for c in choices)
+    if origin is tuple and isinstance(value, tuple):
+        element = typing.get_args(annotation)[0]
+        for item in value:
+            problem = _value_problem(item, element)
+            if problem is not None:
+                return f"a list of values each {problem}"
+    return None
+
+
+@cache
+def _field_types(config_class: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_class, include_extras=True)
+
+
+def check_settings(config: Any) -> None:
+    """Raise one clear error for the first field whose value its declared type does not accept."""
+    for name, annotation in _field_types(type(config)).items():
+        value = getattr(config, name)
+        problem = _value_problem(value, annotation)
+        if problem is not None:
+            raise SigerecError(f"setting '{name}' must be {problem}, got {value!r}.")
+
+
+class CheckedSettings:
+    """Mixin of every config dataclass: its fields are checked whenever one is built or replaced."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
 @dataclass
-class TrainingConfig:
+class TrainingConfig(CheckedSettings):
     """The training and evaluation protocol shared by every model (MMRec's defaults)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: PositiveFloat = 1e-3
     # lr at epoch e is learning_rate * a ** (e / b), as MMRec's LambdaLR.
     learning_rate_scheduler: tuple[float, float] = (1.0, 50.0)
-    weight_decay: float = 0.0
-    train_batch_size: int = 2048
-    epochs: int = 1000
+    weight_decay: NonNegativeFloat = 0.0
+    train_batch_size: PositiveInt = 2048
+    epochs: PositiveInt = 1000
     # Stop after this many evaluations in a row without a strictly better valid metric
     # (MMRec stops when the count exceeds stopping_step).
-    stopping_step: int = 20
+    stopping_step: NonNegativeInt = 20
     valid_metric: str = "recall@20"
-    topk: tuple[int, ...] = (5, 10, 20, 50)
-    eval_step: int = 1
+    topk: tuple[PositiveInt, ...] = (5, 10, 20, 50)
+    eval_step: PositiveInt = 1
     # Users per evaluation chunk: bounds memory at chunk x n_items scores.
-    eval_batch_size: int = 512
+    eval_batch_size: PositiveInt = 512
     # MMRec masks only training items, also at test time; True also masks valid items.
     mask_valid_in_test: bool = False
     seed: int = 999
@@ -48,10 +130,10 @@ class TrainingConfig:
 
 
 @dataclass
-class ModelConfig:
-    """Base class of every model's hyperparameters; subclasses add fields with defaults."""
+class ModelConfig(CheckedSettings):
+    """Base class of every model's hyperparameters; subclasses add typed fields with defaults."""
 
-    embedding_size: int = 64
+    embedding_size: PositiveInt = 64
 
 
 def config_fields(config_class: type) -> dict[str, dataclasses.Field]:
@@ -59,8 +141,16 @@ def config_fields(config_class: type) -> dict[str, dataclasses.Field]:
 
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
-    """Turn a YAML/CLI value into the declared field type, or explain what is expected."""
+    """Turn a YAML/CLI value into the declared field type, or explain what is expected.
+
+    Ranges and choices are checked afterwards, by :func:`check_settings`.
+    """
     origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _coerce(value, typing.get_args(annotation)[0], key, source)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        return value if value in choices else str(value)
     try:
         if annotation is bool:
             if isinstance(value, bool):
@@ -91,22 +181,21 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     else:
         return value
     expected = getattr(annotation, "__name__", str(annotation))
-    raise SigerecError(f"{source}: '{key}' must be {expected}, got {value!r}.")
-
-
-def _resolved_types(config_class: type) -> dict[str, Any]:
-    return typing.get_type_hints(config_class)
+    raise SigerecError(f"{source}: setting '{key}' must be {expected}, got {value!r}.")
 
 
 def apply_overrides(config: Any, overrides: dict[str, Any], source: str) -> Any:
-    """A copy of ``config`` with ``overrides`` applied and type-checked."""
-    types = _resolved_types(type(config))
+    """A copy of ``config`` with ``overrides`` applied and checked; errors name ``source``."""
+    types = _field_types(type(config))
     changes = {}
     for key, value in overrides.items():
         if key not in types:
             raise unknown_key_error(key, list(types), source)
         changes[key] = _coerce(value, types[key], key, source)
-    return dataclasses.replace(config, **changes)
+    try:
+        return dataclasses.replace(config, **changes)
+    except SigerecError as error:
+        raise SigerecError(f"{source}: {error}") from None
 
 
 def unknown_key_error(key: str, known: list[str], source: str) -> SigerecError:
@@ -207,15 +296,11 @@ def resolve_run_config(
 
 
 def validate_training_config(config: TrainingConfig) -> None:
-    """Catch values that would only fail deep inside training."""
-    positive = ("learning_rate", "train_batch_size", "epochs", "eval_step", "eval_batch_size")
-    for name in positive:
-        if getattr(config, name) <= 0:
-            raise SigerecError(f"setting '{name}' must be positive, got {getattr(config, name)}.")
-    if config.stopping_step < 0:
-        raise SigerecError("setting 'stopping_step' must be >= 0.")
-    if not config.topk or min(config.topk) <= 0:
-        raise SigerecError(f"setting 'topk' must list positive cut-offs, got {config.topk}.")
+    """What the field types cannot say: settings that depend on each other or on the machine."""
+    from sigerec.evaluation.metrics import METRIC_NAMES
+
+    if not config.topk:
+        raise SigerecError("setting 'topk' must list at least one cut-off, e.g. [10, 20].")
     if config.device.startswith("cuda"):
         import torch
 
@@ -226,8 +311,8 @@ def validate_training_config(config: TrainingConfig) -> None:
     elif config.device != "cpu":
         raise SigerecError(f"setting 'device' must be cpu or cuda[:N], got {config.device!r}.")
     metric, _, k = config.valid_metric.lower().partition("@")
-    if metric not in {"recall", "ndcg", "precision", "map", "hit"} or not k.isdigit() or int(k) not in config.topk:
+    if metric not in METRIC_NAMES or not k.isdigit() or int(k) not in config.topk:
         raise SigerecError(
-            f"setting 'valid_metric' is {config.valid_metric!r}; use <recall|ndcg|precision|map|hit>@K "
+            f"setting 'valid_metric' is {config.valid_metric!r}; use <{'|'.join(METRIC_NAMES)}>@K "
             f"with K in topk {list(config.topk)}."
         )

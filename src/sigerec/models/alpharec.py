@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
@@ -42,10 +42,10 @@ class AlphaRecConfig(ModelConfig):
       representations; "auto" takes ``text``, or the only modality when there is one.
     """
 
-    mlp_hidden_size: int = 1536
-    n_layers: int = 2
-    temperature: float = 0.15
-    n_negatives: int = 256
+    mlp_hidden_size: PositiveInt = 1536
+    n_layers: NonNegativeInt = 2
+    temperature: PositiveFloat = 0.15
+    n_negatives: PositiveInt = 256
     language_modality: str = AUTO_MODALITY
 
 
@@ -117,11 +117,6 @@ class AlphaRec(Recommender):
     def __init__(self, dataset: Dataset, config: AlphaRecConfig, device="cpu"):
         super().__init__(dataset, config, device)
         self.modality = self.language_modality(dataset, config.language_modality)
-        for key in ("n_negatives", "mlp_hidden_size"):
-            if getattr(config, key) < 1:
-                raise SigerecError(f"AlphaRec: '{key}' must be at least 1, got {getattr(config, key)}.")
-        if config.temperature <= 0:
-            raise SigerecError(f"AlphaRec: 'temperature' must be positive, got {config.temperature}.")
         item_text = np.asarray(dataset.features[self.modality], dtype=np.float32)  # [n_items, F]
         train = sp.csr_matrix(dataset.train, dtype=np.float32)
         train.sum_duplicates()

@@ -8,9 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from sigerec.config import ModelConfig
+from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegativeInt
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
 from sigerec.graphs.propagation import lightgcn_propagate
 from sigerec.models.base import Recommender
@@ -41,10 +40,10 @@ class BM3Config(ModelConfig):
       of checkpoints).
     """
 
-    n_layers: int = 1
-    dropout: float = 0.5
-    reg_weight: float = 0.1
-    cl_weight: float = 2.0
+    n_layers: NonNegativeInt = 1
+    dropout: DropoutRate = 0.5
+    reg_weight: NonNegativeFloat = 0.1
+    cl_weight: NonNegativeFloat = 2.0
     train_features: bool = True
 
 
@@ -118,10 +117,6 @@ class BM3(Recommender):
     def __init__(self, dataset: Dataset, config: BM3Config, device="cpu"):
         super().__init__(dataset, config, device)
         self.modalities = self.require_features(dataset, "BM3")
-        if not 0.0 <= config.dropout < 1.0:
-            raise SigerecError(f"BM3: 'dropout' must be in [0, 1), got {config.dropout}.")
-        if config.n_layers < 0:
-            raise SigerecError(f"BM3: 'n_layers' must be 0 or more, got {config.n_layers}.")
         size = config.embedding_size
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeFloat
 from sigerec.data.dataset import Dataset
 from sigerec.models.base import Recommender
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
@@ -18,7 +18,7 @@ from sigerec.models.registry import register_model
 class BPRConfig(ModelConfig):
     """``reg_weight``: weight of the embedding-norm penalty (MMRec grid 2.0 .. 1e-5)."""
 
-    reg_weight: float = 1e-4
+    reg_weight: NonNegativeFloat = 1e-4
 
 
 @register_model

@@ -9,9 +9,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from sigerec.config import ModelConfig
+from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveInt, UnitInterval
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
 from sigerec.graphs.dataset_graphs import modality_knn_graph
 from sigerec.graphs.item_graphs import mix_graphs
@@ -41,12 +40,12 @@ class FREEDOMConfig(ModelConfig):
       checkpoints). The item graph is built from the initial features either way.
     """
 
-    knn_k: int = 10
-    mm_image_weight: float = 0.1
-    n_mm_layers: int = 1
-    n_ui_layers: int = 2
-    dropout: float = 0.8
-    reg_weight: float = 1e-4
+    knn_k: PositiveInt = 10
+    mm_image_weight: UnitInterval = 0.1
+    n_mm_layers: NonNegativeInt = 1
+    n_ui_layers: NonNegativeInt = 2
+    dropout: DropoutRate = 0.8
+    reg_weight: NonNegativeFloat = 1e-4
     train_features: bool = True
 
 
@@ -99,8 +98,6 @@ class FREEDOM(Recommender):
     def __init__(self, dataset: Dataset, config: FREEDOMConfig, device="cpu"):
         super().__init__(dataset, config, device)
         self.modalities = self.require_features(dataset, "FREEDOM")
-        if not 0.0 <= config.dropout < 1.0:
-            raise SigerecError(f"FREEDOM: 'dropout' must be in [0, 1), got {config.dropout}.")
         size = config.embedding_size
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]

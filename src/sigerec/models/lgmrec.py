@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Annotated, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,16 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
 from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate, symmetric_sparse_product
 from sigerec.models.base import Recommender
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
-
-CF_MODELS = ("lightgcn", "mf")
 
 
 @dataclass
@@ -46,16 +44,16 @@ class LGMRecConfig(ModelConfig):
       hard-codes 0.2 for both (``self.tau``); it is a key here so that it can be varied.
     """
 
-    cf_model: str = "lightgcn"
-    n_ui_layers: int = 2
-    n_mm_layers: int = 2
-    n_hyper_layer: int = 1
-    hyper_num: int = 4
-    keep_rate: float = 0.5
+    cf_model: Literal["lightgcn", "mf"] = "lightgcn"
+    n_ui_layers: NonNegativeInt = 2
+    n_mm_layers: NonNegativeInt = 2
+    n_hyper_layer: PositiveInt = 1
+    hyper_num: PositiveInt = 4
+    keep_rate: Annotated[float, Range(0, 1, low_inclusive=False)] = 0.5  # 1 keeps every assignment
     alpha: float = 0.3
-    cl_weight: float = 1e-4
-    reg_weight: float = 1e-6
-    tau: float = 0.2
+    cl_weight: NonNegativeFloat = 1e-4
+    reg_weight: NonNegativeFloat = 1e-6
+    tau: PositiveFloat = 0.2
 
 
 @register_model
@@ -148,7 +146,6 @@ class LGMRec(Recommender):
     def __init__(self, dataset: Dataset, config: LGMRecConfig, device="cpu"):
         super().__init__(dataset, config, device)
         self.modalities = self.require_features(dataset, "LGMRec")
-        _check_config(config)
         size = config.embedding_size
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
@@ -289,21 +286,3 @@ def _all_node_info_nce(anchors: torch.Tensor, candidates: torch.Tensor, rows: to
     else:
         log_total = torch.logsumexp(anchors @ candidates.t(), dim=1)
     return (log_total - positive).sum()
-
-
-def _check_config(config: LGMRecConfig) -> None:
-    problems = []
-    if config.cf_model not in CF_MODELS:
-        problems.append(f"'cf_model' must be one of {', '.join(CF_MODELS)}, got {config.cf_model!r}")
-    for key in ("n_ui_layers", "n_mm_layers"):
-        if getattr(config, key) < 0:
-            problems.append(f"'{key}' must be 0 or more, got {getattr(config, key)}")
-    for key in ("n_hyper_layer", "hyper_num"):
-        if getattr(config, key) < 1:
-            problems.append(f"'{key}' must be 1 or more, got {getattr(config, key)}")
-    if not 0.0 < config.keep_rate <= 1.0:
-        problems.append(f"'keep_rate' must be in (0, 1] (1 keeps every assignment), got {config.keep_rate}")
-    if not config.tau > 0.0:
-        problems.append(f"'tau' must be positive, got {config.tau}")
-    if problems:
-        raise SigerecError("LGMRec: " + "; ".join(problems) + ".")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
 from sigerec.graphs.propagation import lightgcn_propagate, lightgcn_propagate_rows
@@ -21,8 +21,8 @@ class LightGCNConfig(ModelConfig):
     """``n_layers``: propagation depth L (MMRec grid 1-4); ``reg_weight``: embedding-norm
     penalty on the layer-0 embeddings (MMRec grid 1e-2 .. 1e-6)."""
 
-    n_layers: int = 2
-    reg_weight: float = 1e-4
+    n_layers: NonNegativeInt = 2
+    reg_weight: NonNegativeFloat = 1e-4
 
 
 @register_model

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.dataset_graphs import modality_knn_graph
 from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
@@ -32,12 +31,12 @@ class MGCNConfig(ModelConfig):
     ``MGCN.training_defaults`` sets it (``--set learning_rate_scheduler=[1.0,50]`` undoes it).
     """
 
-    knn_k: int = 10
-    n_ui_layers: int = 2
-    n_ii_layers: int = 1
-    reg_weight: float = 1e-4
-    cl_weight: float = 0.01
-    temperature: float = 0.2
+    knn_k: PositiveInt = 10
+    n_ui_layers: NonNegativeInt = 2
+    n_ii_layers: NonNegativeInt = 1
+    reg_weight: NonNegativeFloat = 1e-4
+    cl_weight: NonNegativeFloat = 0.01
+    temperature: PositiveFloat = 0.2
     train_features: bool = True
 
 
@@ -67,11 +66,6 @@ class MGCN(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        if config.temperature <= 0:
-            raise SigerecError(f"MGCN: 'temperature' must be > 0, got {config.temperature}.")
-        for key in ("cl_weight", "reg_weight"):
-            if getattr(config, key) < 0:
-                raise SigerecError(f"MGCN: '{key}' must be >= 0, got {getattr(config, key)}.")
         modalities = self.require_features(dataset, "MGCN")
         graphs = {m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=True) for m in modalities}
         self.build(

@@ -21,18 +21,18 @@ Evaluation computes everything for all nodes. Both paths give the same numbers (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import scipy.sparse as sp
 import torch
 from torch import nn
 
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
 from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate, lightgcn_propagate_rows
 from sigerec.models.base import Recommender
 
-FUSERS = ("attention", "mean")
+Fuser = Literal["attention", "mean"]
 
 
 @dataclass
@@ -69,8 +69,6 @@ class SemanticFuser(nn.Module):
 
     def __init__(self, modalities: list[str], size: int, kind: str):
         super().__init__()
-        if kind not in FUSERS:
-            raise SigerecError(f"fuser must be one of {', '.join(FUSERS)}, got {kind!r}.")
         self.modalities, self.kind = modalities, kind
         if kind == "attention":
             self.query = nn.Sequential(nn.Linear(size, size), nn.Tanh(), nn.Linear(size, 1, bias=False))
@@ -112,9 +110,6 @@ class BehaviourSemanticRecommender(Recommender):
         train_features: bool,
     ) -> None:
         self.modalities = self.require_features(dataset, label)
-        for name, value in (("n_ui_layers", n_ui_layers), ("n_ii_layers", n_ii_layers)):
-            if value < 0:
-                raise SigerecError(f"{label}: '{name}' must be >= 0, got {value}.")
         self.n_ui_layers, self.n_ii_layers, self.gated = n_ui_layers, n_ii_layers, gate
         size = self.config.embedding_size
         self.embedding = nn.Parameter(torch.empty(self.n_users + self.n_items, size))

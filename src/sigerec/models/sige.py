@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, UnitInterval
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.dataset_graphs import cooccurrence_graph, modality_knn_graph
-from sigerec.graphs.item_graphs import COOCCURRENCE_WEIGHTINGS, mix_graphs
+from sigerec.graphs.item_graphs import mix_graphs
 from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
-from sigerec.models.semantic_branch import FUSERS, BehaviourSemanticRecommender
-
-PERTURBATIONS = ("modulus", "relative", "constant", "none")
-MODALITY_ALIGNMENTS = ("anchor", "pairwise", "none")
-COSINE_GRADIENTS = ("exact", "unit", "bounded")
-CONTRASTIVE_ROWS = ("batch", "unique")
+from sigerec.models.semantic_branch import BehaviourSemanticRecommender, Fuser
 
 
 @dataclass
@@ -64,28 +58,28 @@ class SIGEConfig(ModelConfig):
     Loss (section 6): ``reg_weight`` (1e-4): lambda_reg of (1/2) sum |h|^2 / batch.
     """
 
-    knn_k: int = 10
+    knn_k: PositiveInt = 10
     knn_weighted: bool = True
-    infusion_alpha: float = 0.5
-    cooccurrence_k: int = 10
-    cooccurrence_weighting: str = "count"
-    n_ui_layers: int = 2
-    n_ii_layers: int = 1
+    infusion_alpha: UnitInterval = 0.5
+    cooccurrence_k: PositiveInt = 10
+    cooccurrence_weighting: Literal["count", "cosine"] = "count"
+    n_ui_layers: NonNegativeInt = 2
+    n_ii_layers: NonNegativeInt = 1
     modality_gate: bool = True
-    fuser: str = "attention"
+    fuser: Fuser = "attention"
     train_features: bool = True
-    perturbation: str = "modulus"
-    noise_eps: float = 0.1
-    pert_weight: float = 0.01
-    modality_alignment: str = "anchor"
-    anchor_weight: float = 0.01
+    perturbation: Literal["modulus", "relative", "constant", "none"] = "modulus"
+    noise_eps: NonNegativeFloat = 0.1
+    pert_weight: NonNegativeFloat = 0.01
+    modality_alignment: Literal["anchor", "pairwise", "none"] = "anchor"
+    anchor_weight: NonNegativeFloat = 0.01
     anchor_gradient: bool = True
-    align_weight: float = 0.01
-    temperature: float = 0.2
-    cosine_gradient: str = "bounded"
-    contrastive_rows: str = "unique"
-    contrastive_warmup: int = 0
-    reg_weight: float = 1e-4
+    align_weight: NonNegativeFloat = 0.01
+    temperature: PositiveFloat = 0.2
+    cosine_gradient: Literal["exact", "unit", "bounded"] = "bounded"
+    contrastive_rows: Literal["batch", "unique"] = "unique"
+    contrastive_warmup: NonNegativeInt = 0
+    reg_weight: NonNegativeFloat = 1e-4
 
 
 @register_model
@@ -124,7 +118,6 @@ class SIGE(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: SIGEConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        _check_config(config)
         modalities = self.require_features(dataset, "SIGE")
         self.build(
             dataset,
@@ -229,24 +222,3 @@ def first_occurrences(ids: torch.Tensor) -> torch.Tensor:
     positions = torch.arange(len(ids), device=ids.device)
     first = torch.full((len(distinct),), len(ids), dtype=torch.long, device=ids.device)
     return first.scatter_reduce_(0, inverse, positions, reduce="amin")
-
-
-def _check_config(config: SIGEConfig) -> None:
-    choices = {
-        "perturbation": PERTURBATIONS,
-        "modality_alignment": MODALITY_ALIGNMENTS,
-        "fuser": FUSERS,
-        "cooccurrence_weighting": COOCCURRENCE_WEIGHTINGS,
-        "cosine_gradient": COSINE_GRADIENTS,
-        "contrastive_rows": CONTRASTIVE_ROWS,
-    }
-    for key, allowed in choices.items():
-        if getattr(config, key) not in allowed:
-            raise SigerecError(f"SIGE: '{key}' must be one of {', '.join(allowed)}, got {getattr(config, key)!r}.")
-    if not 0.0 <= config.infusion_alpha <= 1.0:
-        raise SigerecError(f"SIGE: 'infusion_alpha' must be in [0, 1], got {config.infusion_alpha}.")
-    for key in ("noise_eps", "pert_weight", "anchor_weight", "align_weight", "reg_weight", "contrastive_warmup"):
-        if getattr(config, key) < 0:
-            raise SigerecError(f"SIGE: '{key}' must be >= 0, got {getattr(config, key)}.")
-    if config.temperature <= 0:
-        raise SigerecError(f"SIGE: 'temperature' must be > 0, got {config.temperature}.")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sigerec.config import ModelConfig
+from sigerec.config import ModelConfig, NonNegativeFloat
 from sigerec.data.dataset import Dataset
 from sigerec.models.base import Recommender
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
@@ -22,7 +22,7 @@ class VBPRConfig(ModelConfig):
     weight of the embedding-norm penalty on the batch's user and item vectors (MMRec grid
     0.1 .. 1e-5)."""
 
-    reg_weight: float = 1e-4
+    reg_weight: NonNegativeFloat = 1e-4
 
 
 @register_model
