@@ -103,11 +103,10 @@ class GradientProbe:
 @torch.no_grad()
 def representation_norms(model) -> dict[str, float]:
     """Mean L2 norms of b, each z^m and s over all users and all items (full forward pass)."""
-    from sigerec.graphs.propagation import lightgcn_propagate
 
     model.eval()
-    behaviour = lightgcn_propagate(model.adjacency, model.embedding, model.n_ui_layers)
-    semantics = {m: torch.cat([model.user_item @ z, z]) for m, z in model.item_semantics().items()}
+    behaviour = model.graph.propagate(model.embedding, model.n_ui_layers)
+    semantics = {m: torch.cat([model.graph.user_item @ z, z]) for m, z in model.item_semantics().items()}
     fused = model.fuser(semantics, behaviour)
     model.train()
     norms = {}

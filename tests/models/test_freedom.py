@@ -52,7 +52,7 @@ def test_pruning_keeps_rounded_share_of_edges_renormalised():
     model = _model(dropout=0.8)
     torch.manual_seed(1)
     model.pre_epoch(0)
-    pruned = _dense(model.pruned_adjacency)
+    pruned = _dense(model.pruned_graph.adjacency)
     kept_edges = round(0.2 * 10)
     assert model.kept_edge_count() == kept_edges == 2
     assert (pruned != 0).sum() == 2 * kept_edges  # both directions of each kept edge
@@ -68,7 +68,7 @@ def test_pruning_is_deterministic_for_a_seed_and_varies_across_seeds():
     for seed in (3, 3, 4, 5, 6):
         torch.manual_seed(seed)
         model.pre_epoch(0)
-        graphs.append(_dense(model.pruned_adjacency))
+        graphs.append(_dense(model.pruned_graph.adjacency))
     assert np.array_equal(graphs[0], graphs[1])
     assert any(not np.array_equal(graphs[0], other) for other in graphs[2:])
 

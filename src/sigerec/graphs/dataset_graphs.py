@@ -13,9 +13,11 @@ import warnings
 from pathlib import Path
 
 import scipy.sparse as sp
+import torch
 
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.graph_cache import array_digest, cached_graph, sparse_digest
+from sigerec.graphs.interaction_graph import InteractionGraph
 from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, normalize_graph
 
 GRAPH_CACHE_FOLDER = Path(".sigerec-cache") / "graphs"
@@ -64,3 +66,8 @@ def _cached(dataset: Dataset, name: str, inputs: dict, build) -> sp.csr_matrix:
             f"graph cache under {dataset.path} not writable ({error}); graphs are rebuilt per run.", stacklevel=3
         )
         return built[0] if built else build_once()
+
+
+def interaction_graph(dataset: Dataset, device: str | torch.device = "cpu") -> InteractionGraph:
+    """The normalised user-item graph of the training split, ready to propagate over."""
+    return InteractionGraph(dataset.train, device)

@@ -14,8 +14,8 @@ from torch import nn
 from sigerec.config import ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
-from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate
+from sigerec.graphs.dataset_graphs import interaction_graph
+from sigerec.graphs.propagation import SparseOperator
 from sigerec.models.base import Recommender
 from sigerec.models.registry import register_model
 
@@ -133,7 +133,7 @@ class AlphaRec(Recommender):
             nn.LeakyReLU(),
             nn.Linear(config.mlp_hidden_size, config.embedding_size),
         )
-        self.adjacency = to_torch_sparse(normalized_interaction_adjacency(train), device)
+        self.graph = interaction_graph(dataset, device)
         self._prepare_negative_sampling(train)
 
     @staticmethod
@@ -207,7 +207,7 @@ class AlphaRec(Recommender):
 
     def _propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """LightGCN output over the MLP-mapped language vectors (not normalised)."""
-        final = lightgcn_propagate(self.adjacency, self._mapped(), self.config.n_layers)
+        final = self.graph.propagate(self._mapped(), self.config.n_layers)
         return final[: self.n_users], final[self.n_users :]
 
     def embeddings(self):

@@ -88,6 +88,26 @@ class Recommender(nn.Module):
         return dot_product_scorer(user_vectors, item_vectors)
 
 
+def id_embedding(rows: int, size: int, init=nn.init.xavier_uniform_) -> nn.Parameter:
+    """A trainable ID table [rows, size], initialised at once, so a seed's draws follow creation order."""
+    table = nn.Parameter(torch.empty(rows, size))
+    init(table)
+    return table
+
+
+def joint_id_embedding(n_users: int, n_items: int, size: int) -> nn.Parameter:
+    """Users' and items' ID tables as one parameter [n_users + n_items, size], users first.
+
+    One table lets a batch gather all its rows at once (one gradient buffer, not two); each
+    part is Xavier-uniform with its own fan, exactly as MMRec's two ``nn.Embedding`` tables.
+    """
+    table = nn.Parameter(torch.empty(n_users + n_items, size))
+    with torch.no_grad():
+        nn.init.xavier_uniform_(table[:n_users])
+        nn.init.xavier_uniform_(table[n_users:])
+    return table
+
+
 def dot_product_scorer(user_vectors: torch.Tensor, item_vectors: torch.Tensor):
     """Score chunks of users against all items by inner product.
 

@@ -10,9 +10,8 @@ from torch.nn import functional
 
 from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegativeInt
 from sigerec.data.dataset import Dataset
-from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.propagation import lightgcn_propagate
-from sigerec.models.base import Recommender
+from sigerec.graphs.dataset_graphs import interaction_graph
+from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import embedding_norm_loss
 from sigerec.models.registry import register_model
 
@@ -118,10 +117,8 @@ class BM3(Recommender):
         super().__init__(dataset, config, device)
         self.modalities = self.require_features(dataset, "BM3")
         size = config.embedding_size
-        self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
-        self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
-        nn.init.xavier_uniform_(self.user_embedding)
-        nn.init.xavier_uniform_(self.item_embedding)
+        self.user_embedding = id_embedding(self.n_users, size)  # [n_users, d]
+        self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]
         self.predictor = nn.Linear(size, size)
         nn.init.xavier_normal_(self.predictor.weight)
         widths = self.register_features(dataset, trainable=config.train_features)
@@ -130,12 +127,12 @@ class BM3(Recommender):
             projection = nn.Linear(widths[modality], size)
             nn.init.xavier_normal_(projection.weight)
             self.feature_projections[modality] = projection
-        self.adjacency = to_torch_sparse(normalized_interaction_adjacency(dataset.train), device)
+        self.graph = interaction_graph(dataset, device)
 
     def encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Online views h_u [n_users, d] and h_i [n_items, d] (LightGCN plus item residual)."""
         ego = torch.cat([self.user_embedding, self.item_embedding])  # [n_users + n_items, d]
-        final = lightgcn_propagate(self.adjacency, ego, self.config.n_layers)
+        final = self.graph.propagate(ego, self.config.n_layers)
         return final[: self.n_users], final[self.n_users :] + self.item_embedding
 
     def _target(self, online: torch.Tensor) -> torch.Tensor:

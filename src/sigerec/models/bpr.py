@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from sigerec.config import ModelConfig, NonNegativeFloat
 from sigerec.data.dataset import Dataset
-from sigerec.models.base import Recommender
+from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
 
@@ -35,10 +34,8 @@ class BPR(Recommender):
 
     def __init__(self, dataset: Dataset, config: BPRConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        self.user_embedding = nn.Parameter(torch.empty(self.n_users, config.embedding_size))
-        self.item_embedding = nn.Parameter(torch.empty(self.n_items, config.embedding_size))
-        nn.init.xavier_normal_(self.user_embedding)
-        nn.init.xavier_normal_(self.item_embedding)
+        self.user_embedding = id_embedding(self.n_users, config.embedding_size, nn.init.xavier_normal_)
+        self.item_embedding = id_embedding(self.n_items, config.embedding_size, nn.init.xavier_normal_)
 
     def embeddings(self):
         return self.user_embedding, self.item_embedding

@@ -11,11 +11,11 @@ from torch import nn
 
 from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveInt, UnitInterval
 from sigerec.data.dataset import Dataset
-from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.dataset_graphs import modality_knn_graph
+from sigerec.graphs.dataset_graphs import interaction_graph, modality_knn_graph
+from sigerec.graphs.interaction_graph import InteractionGraph
 from sigerec.graphs.item_graphs import mix_graphs
-from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate
-from sigerec.models.base import Recommender
+from sigerec.graphs.propagation import SparseOperator
+from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss
 from sigerec.models.registry import register_model
 
@@ -99,17 +99,15 @@ class FREEDOM(Recommender):
         super().__init__(dataset, config, device)
         self.modalities = self.require_features(dataset, "FREEDOM")
         size = config.embedding_size
-        self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
-        self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
-        nn.init.xavier_uniform_(self.user_embedding)
-        nn.init.xavier_uniform_(self.item_embedding)
+        self.user_embedding = id_embedding(self.n_users, size)  # [n_users, d]
+        self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]
         widths = self.register_features(dataset, trainable=config.train_features)
         self.feature_projections = nn.ModuleDict({m: nn.Linear(widths[m], size) for m in self.modalities})
 
         self.item_item_graph_scipy = self._build_item_item_graph(dataset)
         self.item_item_graph = SparseOperator(self.item_item_graph_scipy, device)
 
-        self.full_adjacency = to_torch_sparse(normalized_interaction_adjacency(dataset.train), device)
+        self.full_graph = interaction_graph(dataset, device)
         train = sp.csr_matrix(dataset.train, dtype=np.float32)
         train.sum_duplicates()
         train.sort_indices()
@@ -122,7 +120,7 @@ class FREEDOM(Recommender):
         self.edge_weights = torch.from_numpy(
             1.0 / np.sqrt((user_degree[edge_users] + 1e-7) * (item_degree[self.edge_items] + 1e-7))
         ).float()  # [n_edges]
-        self.pruned_adjacency = self.full_adjacency
+        self.pruned_graph = self.full_graph
 
     def _build_item_item_graph(self, dataset: Dataset) -> sp.csr_matrix:
         """S: the mix of the modalities' sym-normalised binary kNN graphs (eqs. 1-4)."""
@@ -140,22 +138,22 @@ class FREEDOM(Recommender):
     def pre_epoch(self, epoch: int) -> None:
         """Degree-sensitive edge pruning (eq. 5-6): a new denoised user-item graph per epoch."""
         if self.config.dropout <= 0.0:
-            self.pruned_adjacency = self.full_adjacency
+            self.pruned_graph = self.full_graph
             return
         kept = torch.multinomial(self.edge_weights, self.kept_edge_count(), replacement=False).numpy()
         kept_train = sp.csr_matrix(
             (np.ones(len(kept), dtype=np.float32), (self.edge_users[kept], self.edge_items[kept])),
             shape=(self.n_users, self.n_items),
         )
-        self.pruned_adjacency = to_torch_sparse(normalized_interaction_adjacency(kept_train), self.device)
+        self.pruned_graph = InteractionGraph(kept_train, self.device)
 
     def _forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        adjacency = self.pruned_adjacency if self.training else self.full_adjacency
+        graph = self.pruned_graph if self.training else self.full_graph
         smoothed_items = self.item_embedding  # [n_items, d]
         for _ in range(self.config.n_mm_layers):
             smoothed_items = self.item_item_graph @ smoothed_items
         ego = torch.cat([self.user_embedding, self.item_embedding])  # [n_users + n_items, d]
-        final = lightgcn_propagate(adjacency, ego, self.config.n_ui_layers)
+        final = graph.propagate(ego, self.config.n_ui_layers)
         return final[: self.n_users], final[self.n_users :] + smoothed_items
 
     def embeddings(self):

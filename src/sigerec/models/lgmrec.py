@@ -14,9 +14,9 @@ from torch import nn
 
 from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from sigerec.data.dataset import Dataset
-from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate, symmetric_sparse_product
-from sigerec.models.base import Recommender
+from sigerec.graphs.dataset_graphs import interaction_graph
+from sigerec.graphs.propagation import SparseOperator
+from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
 
@@ -147,10 +147,8 @@ class LGMRec(Recommender):
         super().__init__(dataset, config, device)
         self.modalities = self.require_features(dataset, "LGMRec")
         size = config.embedding_size
-        self.user_embedding = nn.Parameter(torch.empty(self.n_users, size))  # [n_users, d]
-        self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
-        nn.init.xavier_uniform_(self.user_embedding)
-        nn.init.xavier_uniform_(self.item_embedding)
+        self.user_embedding = id_embedding(self.n_users, size)  # [n_users, d]
+        self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]
         self.feature_projections = nn.ParameterDict()  # W^m [F_m, d]
         self.hyperedge_embeddings = nn.ParameterDict()  # V^m [F_m, h]
         # Frozen buffers, reloaded with the dataset (as VBPR), so checkpoints stay small.
@@ -165,7 +163,7 @@ class LGMRec(Recommender):
         train = sp.csr_matrix(dataset.train, dtype=np.float32, copy=True)
         train.sum_duplicates()
         train.data[:] = 1.0
-        self.adjacency = to_torch_sparse(normalized_interaction_adjacency(train), device)  # A_hat
+        self.graph = interaction_graph(dataset, device)  # A_hat
         self.interactions = SparseOperator(train, device)  # R [n_users, n_items], R^T kept for backward
         user_degree = np.asarray(train.sum(axis=1), dtype=np.float32).reshape(-1, 1)
         self.register_buffer(
@@ -190,9 +188,9 @@ class LGMRec(Recommender):
         """
         config = self.config
         ui_layers = config.n_ui_layers if config.cf_model == "lightgcn" else 0
-        collaborative = lightgcn_propagate(self.adjacency, ego, ui_layers)
+        collaborative = self.graph.propagate(ego, ui_layers)
         for _ in range(config.n_mm_layers):
-            modal = symmetric_sparse_product(self.adjacency, modal)
+            modal = self.graph.layer(modal)
         return collaborative, modal
 
     def _forward(self) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:

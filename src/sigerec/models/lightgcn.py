@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt
 from sigerec.data.dataset import Dataset
-from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.propagation import lightgcn_propagate, lightgcn_propagate_rows
-from sigerec.models.base import Recommender
+from sigerec.graphs.dataset_graphs import interaction_graph
+from sigerec.models.base import Recommender, joint_id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
 
@@ -41,28 +39,17 @@ class LightGCN(Recommender):
 
     def __init__(self, dataset: Dataset, config: LightGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        self.embedding = nn.Parameter(torch.empty(self.n_users + self.n_items, config.embedding_size))
-        # Users and items are initialised as two tables (their own fan-in/out), as MMRec.
-        with torch.no_grad():
-            nn.init.xavier_uniform_(self.embedding[: self.n_users])
-            nn.init.xavier_uniform_(self.embedding[self.n_users :])
-        adjacency = normalized_interaction_adjacency(dataset.train)
-        self.adjacency = to_torch_sparse(adjacency, device)
-        self.adjacency_scipy = adjacency  # row slices of it give a batch's last layer on CPU
-
-    def _propagate(self) -> torch.Tensor:
-        return lightgcn_propagate(self.adjacency, self.embedding, self.config.n_layers)
+        self.embedding = joint_id_embedding(self.n_users, self.n_items, config.embedding_size)
+        self.graph = interaction_graph(dataset, device)
 
     def embeddings(self):
-        final = self._propagate()
+        final = self.graph.propagate(self.embedding, self.config.n_layers)
         return final[: self.n_users], final[self.n_users :]
 
     def loss(self, users, positives, negatives):
         # One gather of all batch rows: each gather costs a full-size gradient buffer.
         rows = torch.cat([users, self.n_users + positives, self.n_users + negatives])
-        final, ego = lightgcn_propagate_rows(
-            self.adjacency, self.adjacency_scipy, self.embedding, self.config.n_layers, rows
-        )
+        final, ego = self.graph.propagate_rows(self.embedding, self.config.n_layers, rows)
         user, positive, negative = final.chunk(3)
         ranking = bpr_loss((user * positive).sum(1), (user * negative).sum(1))
         penalty = embedding_norm_loss(*ego.chunk(3))

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from sigerec.data.dataset import Dataset
-from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
-from sigerec.graphs.propagation import SparseOperator, lightgcn_propagate, lightgcn_propagate_rows
-from sigerec.models.base import Recommender
+from sigerec.graphs.dataset_graphs import interaction_graph
+from sigerec.graphs.propagation import SparseOperator
+from sigerec.models.base import Recommender, joint_id_embedding
 
 Fuser = Literal["attention", "mean"]
 
@@ -112,21 +112,14 @@ class BehaviourSemanticRecommender(Recommender):
         self.modalities = self.require_features(dataset, label)
         self.n_ui_layers, self.n_ii_layers, self.gated = n_ui_layers, n_ii_layers, gate
         size = self.config.embedding_size
-        self.embedding = nn.Parameter(torch.empty(self.n_users + self.n_items, size))
-        with torch.no_grad():
-            nn.init.xavier_uniform_(self.embedding[: self.n_users])
-            nn.init.xavier_uniform_(self.embedding[self.n_users :])
+        self.embedding = joint_id_embedding(self.n_users, self.n_items, size)
         widths = self.register_features(dataset, trainable=train_features)
         self.projections = nn.ModuleDict({m: nn.Linear(widths[m], size) for m in self.modalities})
         if gate:
             self.gates = nn.ModuleDict({m: nn.Sequential(nn.Linear(size, size), nn.Sigmoid()) for m in self.modalities})
         self.fuser = SemanticFuser(self.modalities, size, fuser)
 
-        adjacency = normalized_interaction_adjacency(dataset.train)
-        self.adjacency_scipy = adjacency
-        self.adjacency = to_torch_sparse(adjacency, self.device)
-        # R_hat: the user -> item block of A_hat (MGCN's ``self.R``).
-        self.user_item = SparseOperator(adjacency[: self.n_users, self.n_users :], self.device)
+        self.graph = interaction_graph(dataset, self.device)
         self.item_graphs = {m: SparseOperator(item_graphs[m], self.device) for m in self.modalities}
 
     def item_semantics(self) -> dict[str, torch.Tensor]:
@@ -144,19 +137,17 @@ class BehaviourSemanticRecommender(Recommender):
     def batch_representations(self, users, positives, negatives) -> BatchRepresentations:
         """All representations of the batch rows (users, positives, negatives), see the class."""
         rows = torch.cat([users, self.n_users + positives, self.n_users + negatives])
-        behaviour, ego = lightgcn_propagate_rows(
-            self.adjacency, self.adjacency_scipy, self.embedding, self.n_ui_layers, rows
-        )
+        behaviour, ego = self.graph.propagate_rows(self.embedding, self.n_ui_layers, rows)
         items = torch.cat([positives, negatives])
         semantics = {
-            m: torch.cat([self.user_item.rows(users, z_items), z_items[items]])
+            m: torch.cat([self.graph.user_item.rows(users, z_items), z_items[items]])
             for m, z_items in self.item_semantics().items()
         }
         fused = self.fuser(semantics, behaviour)
         return BatchRepresentations(behaviour, semantics, fused, behaviour + fused, ego)
 
     def embeddings(self):
-        behaviour = lightgcn_propagate(self.adjacency, self.embedding, self.n_ui_layers)
-        semantics = {m: torch.cat([self.user_item @ z, z]) for m, z in self.item_semantics().items()}
+        behaviour = self.graph.propagate(self.embedding, self.n_ui_layers)
+        semantics = {m: torch.cat([self.graph.user_item @ z, z]) for m, z in self.item_semantics().items()}
         final = behaviour + self.fuser(semantics, behaviour)
         return final[: self.n_users], final[self.n_users :]

@@ -10,7 +10,7 @@ from torch import nn
 
 from sigerec.config import ModelConfig, NonNegativeFloat
 from sigerec.data.dataset import Dataset
-from sigerec.models.base import Recommender
+from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
 
@@ -66,11 +66,11 @@ class VBPR(Recommender):
             "item_features", torch.as_tensor(features, dtype=torch.float32), persistent=False
         )  # [n_items, F]
         size = config.embedding_size
-        self.user_embedding = nn.Parameter(torch.empty(self.n_users, 2 * size))  # [n_users, 2d]
-        self.item_embedding = nn.Parameter(torch.empty(self.n_items, size))  # [n_items, d]
+        # The projection's default init draws come before the tables' (MMRec's order), then
+        # its weight is redrawn Xavier-normal: a seed gives the weights it always gave.
         self.feature_projection = nn.Linear(features.shape[1], size)
-        nn.init.xavier_uniform_(self.user_embedding)
-        nn.init.xavier_uniform_(self.item_embedding)
+        self.user_embedding = id_embedding(self.n_users, 2 * size)  # [n_users, 2d]
+        self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]
         nn.init.xavier_normal_(self.feature_projection.weight)
         nn.init.zeros_(self.feature_projection.bias)
 
