@@ -47,7 +47,7 @@ def demo_item_titles() -> dict[int, str]:
 @torch.no_grad()
 def top_items(model, dataset, users: list[int], k: int) -> list[list[tuple[int, float]]]:
     """Each user's ``k`` best items, training items excluded: ``[(item, score), ...]``."""
-    from sigerec.serving.retrieval import top_k
+    from sigerec.ranking import top_k
 
     scores = model.scorer()(torch.as_tensor(users, dtype=torch.long)).clone().numpy()
     result = []

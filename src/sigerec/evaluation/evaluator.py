@@ -1,9 +1,10 @@
 """Full-ranking evaluation following MMRec's protocol.
 
 Every user with at least one held-out item is scored against the whole catalogue;
-the user's training items are masked to -inf, the top K items are ranked, and the
-metrics of ``metrics.py`` are averaged over users. Users are processed in chunks so
-memory stays bounded by ``chunk_size x n_items`` whatever the number of users.
+the user's training items are masked to -inf, the top K items are ranked (ties to the
+lower item id, ``sigerec.ranking``), and the metrics of ``metrics.py`` are averaged over
+users. Users are processed in chunks so memory stays bounded by ``chunk_size x n_items``
+whatever the number of users.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from sigerec.errors import SigerecError
 from sigerec.evaluation.metrics import metric_keys, metric_sums
+from sigerec.ranking import top_k_items
 
 # Tuned on one CPU core at Amazon-Baby size (19,445 users x 7,050 items): 256 to 1024
 # tie; 2048 is slower, as every chunk's fresh [chunk, n_items] score matrix leaves the
@@ -23,79 +25,6 @@ from sigerec.evaluation.metrics import metric_keys, metric_sums
 DEFAULT_CHUNK_SIZE = 512
 
 ScoreUsers = Callable[[torch.Tensor], torch.Tensor]
-
-# The bound is the K-th largest of this many x K block maxima: 2 leaves ~1.4 K candidates
-# per row on float scores; more blocks tighten it little and cost more to rank.
-_CANDIDATE_BLOCKS_PER_K = 2
-
-
-def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices ``[n, min(k, n_items)]`` of each row's highest scores, best first.
-
-    Equal scores rank the lower item id first, also at the top-K boundary, so that
-    results do not depend on the sort algorithm. Nothing sorts the catalogue: on a
-    CPU a cheap bound first narrows each row to the few items that can reach its top
-    K (``torch.topk`` over 7,000 items costs more than the scoring matmul there); on
-    a GPU ``torch.topk`` over the row is fast. Only rows with ties pay for a sort.
-    """
-    n_rows, n_items = scores.shape
-    k = min(k, n_items)
-    if k <= 0:
-        return torch.empty(n_rows, 0, dtype=torch.long, device=scores.device)
-    scores = scores.detach().contiguous()
-    numpy_can_read = scores.device.type == "cpu" and scores.dtype in (torch.float16, torch.float32, torch.float64)
-    blocks_hold_several_items = n_items // (_CANDIDATE_BLOCKS_PER_K * k) >= 2  # else filtering cannot pay off
-    if numpy_can_read and blocks_hold_several_items:
-        return _rank_candidates(*_top_k_candidates(scores, k), k)
-    return _rank_candidates(scores, None, k)
-
-
-def _top_k_candidates(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's items that can reach its top K: ``[n, width]`` scores and ids, ids ascending.
-
-    The K-th largest of the maxima of 2K blocks is a score that K distinct items reach,
-    so no row's K-th score lies below it: every item under it is dropped, every item
-    at or above it (ties at the boundary included) kept. Rows are padded with -inf to
-    the longest row; a padded row has at least K real candidates above -inf. Runs in
-    numpy, whose compare, flatnonzero and partition are several times faster than
-    torch's on one core.
-    """
-    n_rows, n_items = scores.shape
-    n_blocks = _CANDIDATE_BLOCKS_PER_K * k
-    block_size = n_items // n_blocks
-    block_max = scores[:, : n_blocks * block_size].unflatten(1, (n_blocks, block_size)).amax(dim=2).numpy()
-    threshold = np.partition(block_max, n_blocks - k, axis=1)[:, n_blocks - k, None]  # [n, 1]
-    row_scores = scores.numpy()
-    kept = np.flatnonzero(row_scores >= threshold)  # row-major: ids ascend within a row
-    rows = kept // n_items
-    kept_per_row = np.bincount(rows, minlength=n_rows)
-    width = int(kept_per_row.max())
-    padded_position = np.arange(len(kept)) + rows * width - (np.cumsum(kept_per_row) - kept_per_row)[rows]
-    candidate_scores = np.full(n_rows * width, -np.inf, dtype=row_scores.dtype)
-    candidate_scores[padded_position] = row_scores.ravel()[kept]
-    candidate_items = np.zeros(n_rows * width, dtype=np.int64)
-    candidate_items[padded_position] = kept - rows * n_items
-    return (
-        torch.from_numpy(candidate_scores).view(n_rows, width),
-        torch.from_numpy(candidate_items).view(n_rows, width),
-    )
-
-
-def _rank_candidates(scores: torch.Tensor, items: torch.Tensor | None, k: int) -> torch.Tensor:
-    """Top K of each row of candidates whose item ids ascend along the row (``None``: column = id).
-
-    ``torch.topk`` orders ties arbitrarily, so rows with a tie inside the top K or
-    across its boundary are re-ranked by a stable sort, which keeps ascending ids.
-    """
-    top_scores, top_positions = scores.topk(k, dim=1)
-    kth_score = top_scores[:, -1:]
-    tie_across_boundary = (scores >= kth_score).sum(dim=1) > k
-    tie_inside = (top_scores[:, 1:] == top_scores[:, :-1]).any(dim=1)
-    tied_rows = (tie_across_boundary | tie_inside).nonzero().squeeze(1)
-    if len(tied_rows) > 0:
-        stable_order = torch.sort(scores[tied_rows], dim=1, descending=True, stable=True).indices
-        top_positions[tied_rows] = stable_order[:, :k]
-    return top_positions if items is None else items.gather(1, top_positions)
 
 
 def evaluate(

@@ -9,8 +9,9 @@ Built once per dataset (and cached, see ``graph_cache.py``), then frozen:
   (1 - alpha) * S_hat^m + alpha * C_hat.
 
 Every builder works on blocks of rows, so memory stays O(n_items x block_size): no dense
-n_items x n_items matrix is ever formed. Ties in a top-k always go to the lower item id, so
-a graph does not depend on ``block_size``, on the BLAS build or on the order of the work.
+n_items x n_items matrix is ever formed. Ties in a top-k always go to the lower item id (the
+library's one rule, ``sigerec.ranking``), so a graph does not depend on ``block_size``, on the
+BLAS build or on the order of the work.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import scipy.sparse as sp
 
 from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import symmetric_normalize
+from sigerec.ranking import top_k_entries, top_k_items
 
 NORMALIZATIONS = ("sym", "rw")
 COOCCURRENCE_WEIGHTINGS = ("count", "cosine")
@@ -65,10 +67,10 @@ def knn_item_graph(
       column's position and the block size, which would break exact ties and make the graph
       depend on ``block_size``; float64 costs about twice the time of float32.
 
-    ``k`` larger than the catalogue keeps every item. Memory: about 17 * block_size * n_items
-    bytes (buffers for a block's float64 products, their float32 copy, a partition and a mask)
-    plus the features in float64; at Clothing size (23,033 items, 384-d) 2048 rows take about
-    0.8 GB and 512 rows 0.25 GB, for the same time.
+    ``k`` larger than the catalogue keeps every item. Memory: about 13 * block_size * n_items
+    bytes (buffers for a block's float64 products, their float32 copy and a mask) plus the
+    features in float64; at Clothing size (23,033 items, 384-d) 2048 rows take about 0.6 GB
+    and 512 rows 0.15 GB, for the same time.
     """
     features = _checked_features(features)
     _check_positive("k", k)
@@ -83,7 +85,6 @@ def knn_item_graph(
         block_size = min(block_size, n_items)
         products = np.empty((block_size, n_items))  # [block, n_items] float64
         similarity_buffer = np.empty((block_size, n_items), dtype=np.float32)
-        scratch = np.empty_like(similarity_buffer)
         for start in range(0, n_items, block_size):
             stop = min(start + block_size, n_items)
             np.matmul(unit[start:stop], unit.T, out=products[: stop - start])
@@ -91,7 +92,7 @@ def knn_item_graph(
             np.copyto(similarity, products[: stop - start], casting="same_kind")
             if not include_self:
                 similarity[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-            block_rows, block_cols, block_values = _top_k_of_dense_rows(similarity, k, scratch)
+            block_rows, block_cols, block_values = _top_k_positive(similarity, k)
             rows.append(block_rows + start)
             cols.append(block_cols)
             values.append(block_values)
@@ -140,7 +141,7 @@ def cooccurrence_item_graph(
         block_values = counts.data[off_diagonal]
         if weighting == "cosine":
             block_values = block_values / np.sqrt(users_per_item[block_rows + start] * users_per_item[block_cols])
-        block_rows, block_cols, block_values = _keep_top_k(
+        block_rows, block_cols, block_values = top_k_entries(
             block_rows.astype(np.int64), block_cols.astype(np.int64), block_values.astype(np.float32), k
         )
         rows.append(block_rows + start)
@@ -204,31 +205,12 @@ def mix_graphs(graphs: Sequence[sp.spmatrix], weights: Sequence[float]) -> sp.cs
     return mixed
 
 
-def _top_k_of_dense_rows(scores: np.ndarray, k: int, scratch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, values) of the k largest positive entries of each row of ``scores``.
-
-    ``scratch`` is a float32 buffer with at least as many rows, overwritten.
-    """
-    n_rows, n_cols = scores.shape
-    partitioned = scratch[:n_rows]
-    np.copyto(partitioned, scores)
-    partitioned.partition(n_cols - k, axis=1)
-    # The k-th largest value of each row, or the smallest positive float: only positive edges.
-    threshold = np.maximum(partitioned[:, n_cols - k], np.finfo(np.float32).smallest_subnormal)  # [block]
-    # Usually exactly k candidates per row; more only where items tie with the k-th value.
-    rows, cols = np.nonzero(scores >= threshold[:, None])
-    return _keep_top_k(rows, cols, scores[rows, cols], k)
-
-
-def _keep_top_k(
-    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The k entries of largest value in each row, ties to the lower column (item) id."""
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    rank_in_row = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-    keep = rank_in_row < k
-    return rows[keep], cols[keep], values[keep]
+def _top_k_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, values) of the k largest entries of each row of ``scores``, positive ones only."""
+    cols = top_k_items(scores, k)  # [n_rows, k]
+    values = np.take_along_axis(scores, cols, axis=1)
+    rows, position = np.nonzero(values > 0)
+    return rows, cols[rows, position], values[rows, position]
 
 
 def _csr(rows: list[np.ndarray], cols: list[np.ndarray], values: list[np.ndarray], n_items: int) -> sp.csr_matrix:

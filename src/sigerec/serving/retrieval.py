@@ -1,15 +1,15 @@
 """Top-K retrieval by inner product, excluding given items, never sorting the whole catalogue.
 
-- ``ExactIndex``: one matrix-vector product per query, then ``argpartition`` for the k best
-  and a sort of those k only. Right for catalogues that fit in memory (the usual case: 1M
-  items x 64 floats is 256 MB).
+- ``ExactIndex``: one matrix-vector product per query, then ``sigerec.ranking.top_k``, which
+  narrows the scores to a few candidates and sorts those only. Right for catalogues that fit
+  in memory (the usual case: 1M items x 64 floats is 256 MB).
 - ``FaissIndex``: faiss-cpu inner-product indexes, ``"flat"`` (exact, BLAS plus a heap) or
   ``"ivf"`` (IndexIVFFlat: approximate, for very large catalogues; ``nprobe`` trades recall
   for speed). Excluded items are removed by over-fetching k + |excluded| and filtering.
 
-Both return items ordered by score, equal scores by the lower item id, so exact FAISS and the
-matrix product give the same lists (tested); only items tied exactly at the k-th score may be
-chosen differently.
+Both return items ordered by score, equal scores by the lower item id (``sigerec.ranking``), so
+exact FAISS and the matrix product give the same lists (tested); only items tied exactly at the
+k-th score may be chosen differently, as FAISS picks which of them it returns.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from sigerec.errors import SigerecError
+from sigerec.ranking import top_k
 
 INDEX_KINDS = ("auto", "exact", "faiss", "faiss-ivf")
 # "auto" keeps the exact product up to this many item-vector floats (about 1 GB), then IVF.
@@ -73,13 +74,11 @@ class FaissIndex:
         query = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
         while True:
             scores, items = self.index.search(query, fetch)
-            keep = [(i, s) for i, s in zip(items[0].tolist(), scores[0].tolist()) if i >= 0 and i not in excluded]
-            if len(keep) >= k or fetch >= self.n_items:
+            keep = np.array([i >= 0 and i not in excluded for i in items[0].tolist()], dtype=bool)
+            if keep.sum() >= k or fetch >= self.n_items:
                 break
             fetch = min(self.n_items, 2 * fetch)  # IVF may return fewer than asked: look wider
-        keep.sort(key=lambda pair: (-pair[1], pair[0]))
-        keep = keep[:k]
-        return np.array([i for i, _ in keep], dtype=np.int64), np.array([s for _, s in keep], dtype=np.float32)
+        return top_k(scores[0][keep], k, ids=items[0][keep])  # FAISS orders equal scores arbitrarily
 
 
 def build_index(vectors: np.ndarray, kind: str = "auto"):
@@ -91,14 +90,3 @@ def build_index(vectors: np.ndarray, kind: str = "auto"):
     if kind == "exact":
         return ExactIndex(vectors)
     return FaissIndex(vectors, "flat" if kind == "faiss" else "ivf")
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` highest of ``scores`` [n] as ``(items, scores)``, best first, equal scores by
-    lower id; only the k candidates are sorted (``argpartition`` finds them)."""
-    if k <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    candidates = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    order = np.lexsort((candidates, -scores[candidates]))  # score descending, then lower id
-    items = candidates[order]
-    return items.astype(np.int64), scores[items].astype(np.float32)
