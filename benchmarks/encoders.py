@@ -1,20 +1,32 @@
 """Throughput of `sigerec encode` on real content, written into docs/benchmarks.md.
 
 Example: python benchmarks/encoders.py
+         python benchmarks/encoders.py --from-results     (only rewrite the table)
 Text: MovieLens-100k (1,682 titles + year + genres) and Amazon Baby (3,416 titles, 978 with
 descriptions) with all-MiniLM-L6-v2. Images: the colour photos scikit-image ships, written
 as PNG files (repeated to 96 files) and encoded with EfficientNet-Lite0 from disk, decoding
-and preprocessing included. Items per second exclude model loading.
+and preprocessing included. Items per second exclude model loading. The results
+(benchmarks/results/encoders.json) record the command, machine, git commit and date.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from common import DEFAULT_DATA_ROOT, REPO, machine_description, markdown_table, save_results, write_section
+from common import (
+    DEFAULT_DATA_ROOT,
+    REPO,
+    RESULTS,
+    markdown_table,
+    provenance,
+    provenance_sentence,
+    save_results,
+    write_section,
+)
 
 from sigerec.features.encode import encode_item_file
 from sigerec.features.image import ImageEncoder
@@ -90,23 +102,30 @@ def image_run(work: Path, copies: int = 96) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "encoders.json")
+    parser.add_argument("--results", type=Path, default=RESULTS / "encoders.json")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        rows = text_runs(args.data_root, Path(work)) + [image_run(Path(work))]
-    save_results(args.results, rows)
+    if not args.from_results:
+        record = provenance()
+        with tempfile.TemporaryDirectory() as work:
+            rows = text_runs(args.data_root, Path(work)) + [image_run(Path(work))]
+        save_results(args.results, rows, record)
+        for row in rows:
+            print(row)
+    write_section(args.doc, "encoders", section_content(json.loads(args.results.read_text())))
+
+
+def section_content(results: dict) -> str:
+    """The table of a results file, after its command, machine, commit and date."""
     table = markdown_table(
         ["input", "model", "items", "items / s", "seconds"],
         [
             [r["input"], r["model"], f"{r['items']:,}", f"{r['items_per_second']:.1f}", f"{r['encode_seconds']:.1f}"]
-            for r in rows
+            for r in results["rows"]
         ],
     )
-    intro = f"Machine: {machine_description()}. Command: `python benchmarks/encoders.py`."
-    write_section(args.doc, "encoders", f"{intro}\n\n{table}")
-    for row in rows:
-        print(row)
+    return f"{provenance_sentence(results)}\n\n{table}"
 
 
 if __name__ == "__main__":

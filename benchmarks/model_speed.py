@@ -1,7 +1,9 @@
 """Seconds per epoch and peak memory of SIGE beside MGCN and LightGCN, and SIGE's memory at
 Clothing size.
 
-Example: python benchmarks/model_speed.py --epochs 3
+Example: python benchmarks/prepare_data.py --datasets baby     (once: .bench_data/baby)
+         python benchmarks/model_speed.py --epochs 3
+         python benchmarks/model_speed.py --from-results     (only rewrite the table)
 Each run trains a few epochs in a fresh process (so its peak resident memory is its own) with
 every core of this machine, default settings, seed 999, and reports the mean seconds per
 training epoch, the mean seconds per full evaluation of the valid split, and the process's
@@ -12,6 +14,8 @@ peak memory (graph building included).
 - Clothing: no real features exist for it, so this memory check uses **random** 384-d
   vectors (seeded Gaussian), written to `.bench_data/clothing-random384/`. They are a
   stand-in of the right size for time and memory only; no accuracy is reported from them.
+
+The results (benchmarks/results/model_speed.json) record the command, machine, git commit and date.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from common import REPO, machine_description, markdown_table, save_results, train_in_subprocess, write_section
+from common import (
+    REPO,
+    RESULTS,
+    markdown_table,
+    provenance,
+    provenance_sentence,
+    save_results,
+    train_in_subprocess,
+    write_section,
+)
 
 RANDOM_FEATURES_NOTE = "RANDOM 384-d Gaussian vectors (seed 0): a size stand-in for time/memory only, not content"
 
@@ -48,30 +61,39 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--clothing-epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "model-speed")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "model_speed.json")
+    parser.add_argument("--results", type=Path, default=RESULTS / "model_speed.json")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
     args = parser.parse_args()
 
-    jobs = [("baby", model, args.data_root / "baby", args.epochs) for model in ("lightgcn", "mgcn", "sige")]
-    clothing = clothing_with_random_features(args.data_root, args.shared_root)
-    jobs += [("clothing (random features)", "sige", clothing, args.clothing_epochs)]
-    rows = []
-    for label, model, folder, epochs in jobs:
-        settings = {"epochs": epochs, "stopping_step": 1000}
-        summary = train_in_subprocess(folder, model, args.out, settings)
-        rows.append(
-            {
-                "dataset": label,
-                "model": model,
-                "epochs": summary["epochs"],
-                "train_seconds_per_epoch": summary["train_seconds_per_epoch"],
-                "eval_seconds": summary["eval_seconds"],
-                "peak_memory_mb": summary["peak_memory_mb"],
-                "machine": machine_description(),
-            }
-        )
-        print(rows[-1], flush=True)
-    save_results(args.results, rows)
+    if not args.from_results:
+        record = provenance()
+        jobs = [("baby", model, args.data_root / "baby", args.epochs) for model in ("lightgcn", "mgcn", "sige")]
+        clothing = clothing_with_random_features(args.data_root, args.shared_root)
+        jobs += [("clothing (random features)", "sige", clothing, args.clothing_epochs)]
+        rows = []
+        for label, model, folder, epochs in jobs:
+            settings = {"epochs": epochs, "stopping_step": 1000}
+            summary = train_in_subprocess(folder, model, args.out, settings)
+            rows.append(
+                {
+                    "dataset": label,
+                    "model": model,
+                    "epochs": summary["epochs"],
+                    "train_seconds_per_epoch": summary["train_seconds_per_epoch"],
+                    "eval_seconds": summary["eval_seconds"],
+                    "peak_memory_mb": summary["peak_memory_mb"],
+                    "machine": record["machine"],
+                }
+            )
+            print(rows[-1], flush=True)
+        save_results(args.results, rows, record)
+    write_section(args.doc, "model-speed", section_content(json.loads(args.results.read_text())))
+
+
+def section_content(results: dict) -> str:
+    """The table of a results file, after its command, machine, commit and date."""
+    rows = results["rows"]
     baby_mgcn = next(r for r in rows if r["dataset"] == "baby" and r["model"] == "mgcn")["train_seconds_per_epoch"]
     table = markdown_table(
         ["dataset", "model", "epochs", "s/epoch", "x MGCN", "eval s", "peak MB"],
@@ -88,13 +110,11 @@ def main() -> None:
             for r in rows
         ],
     )
-    write_section(
-        args.doc,
-        "model-speed",
+    return (
         "## SIGE speed and memory beside MGCN and LightGCN\n\n"
-        f"Command: `python benchmarks/model_speed.py --epochs {args.epochs}` on {rows[0]['machine']}; "
-        "default settings, seed 999, all cores, means over the epochs run. Baby uses its real "
-        f"title text features (48.5% coverage); Clothing uses {RANDOM_FEATURES_NOTE}.\n\n" + table,
+        f"{provenance_sentence(results)} Data: `python benchmarks/prepare_data.py --datasets baby`. "
+        "Default settings, seed 999, all cores, means over the epochs run. Baby uses its real "
+        f"title text features (48.5% coverage); Clothing uses {RANDOM_FEATURES_NOTE}.\n\n" + table
     )
 
 

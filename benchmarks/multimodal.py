@@ -6,37 +6,50 @@ Example: python benchmarks/multimodal.py --datasets ml100k            (CPU)
          python benchmarks/multimodal.py --ablation --datasets ml100k (SIGE ablation table)
          python benchmarks/multimodal.py --add-runs runs/x/sige-sports-*  (finished runs made
              with `sigerec train`, e.g. resumed after an interruption, added to the results)
+         python benchmarks/multimodal.py --from-results   (only rewrite the docs)
 
 The datasets come from `python benchmarks/prepare_data.py` (.bench_data/<dataset>). Every run
 uses seed 999, MMRec's protocol (early stopping on valid Recall@20, test metrics of the best
 valid epoch) and each model's default settings; `--set key=value` overrides a setting in
-every run. Results are merged into --results by (dataset, model, settings), so datasets can
-be run separately (say ml100k on a CPU and baby-official,sports-official on a GPU) and the docs then rewritten
-from the merged file with --from-results. Models not registered in sigerec are skipped.
+every run. Each finished run is merged into --results (benchmarks/results/multimodal.json, or
+sige_ablation.json with --ablation): a row replaces the row of the same dataset, model, variant
+and settings, and every other row is kept. So datasets and models can be run one command at a
+time (say ml100k on a CPU and baby-official,sports-official on a GPU), and the docs' tables are
+rewritten from the merged file after every command. Each row records the command that
+reproduces it (run from the repository root; --out, --doc and --plot left out), the machine,
+the git commit and the date. Models not registered in sigerec are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
+import datetime
 import json
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from common import (
     REPO,
+    RESULTS,
     describe_features,
     device_label,
     feature_sources,
+    load_results,
     machine_description,
     markdown_table,
+    merge_rows,
+    provenance,
+    provenance_list,
     train_in_subprocess,
+    update_results,
     write_section,
 )
 
 SEED = 999
+BENCH_DATA = REPO / ".bench_data"  # prepare_data.py's --out
 DEFAULT_MODELS = "bpr,lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
 DEFAULT_DATASETS = "ml100k,ml100k-kg,baby-official,sports-official"  # prepare_data.py's default
 # The order of the datasets in the docs' tables (others after them): ML-100k and its re-splits first.
@@ -81,25 +94,7 @@ def result_key(row: dict) -> tuple:
 
 def merge_results(earlier: list[dict], new: list[dict]) -> list[dict]:
     """Earlier rows, each replaced by a new row with the same key, then the new rows not seen before."""
-    fresh = {result_key(row): row for row in new}
-    merged = [fresh.pop(result_key(row), row) for row in earlier]
-    return merged + list(fresh.values())
-
-
-def load_results(path: Path) -> list[dict]:
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def update_results(path: Path, rows: list[dict]) -> None:
-    """Merge ``rows`` into the results file under a lock, so that several benchmark processes
-    can share one file (each read-merge-write sees the others' rows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = merge_results(load_results(path), rows)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(merged, indent=2) + "\n")
-        temporary.replace(path)
+    return merge_rows(earlier, new, result_key)
 
 
 def _order(names: list[str], wanted: str) -> list[str]:
@@ -246,16 +241,66 @@ def _difference(value: float, reference: float) -> str:
     return f"{value - reference:+.4f}{relative}"
 
 
-def provenance_lines(rows: list[dict]) -> str:
-    """The commands and machines behind the rows, and a loud note if any run was epoch-capped."""
-    commands = sorted({row.get("command", "?") for row in rows})
-    machines = sorted({row.get("machine", "?") for row in rows})
+def provenance_lines(rows: list[dict], results: str = "multimodal.json") -> str:
+    """How to reproduce the rows: the datasets to prepare, then each command with the machine,
+    commit and date its rows were measured with; a loud note if any run was epoch-capped."""
+    datasets = _order(sorted({row["dataset"] for row in rows}), TABLE_ORDER)
     caps = sorted({row["epoch_cap"] for row in rows if row.get("epoch_cap")})
-    lines = [f"Command(s): {'; '.join(f'`{c}`' for c in commands)}. Machine(s): {'; '.join(machines)}."]
-    lines.append(f"Seed {SEED}; default settings of each model unless a row names its overrides.")
+    text = (
+        f"Data: `python benchmarks/prepare_data.py --datasets {','.join(datasets)}`. Each command below, run "
+        f"from the repository root, merges its runs into `benchmarks/results/{results}` (a run replaces the "
+        "row of the same dataset, model and settings) and rewrites these tables from it; "
+        "`python benchmarks/render_docs.py` rewrites them without training. "
+        f"Seed {SEED}; default settings of each model unless a row names its overrides."
+    )
     if caps:
-        lines.append(f"**Smoke run: epochs capped at {', '.join(map(str, caps))}; not a benchmark result.**")
-    return " ".join(lines)
+        text += f" **Smoke run: epochs capped at {', '.join(map(str, caps))}; not a benchmark result.**"
+    return text + "\n\n" + provenance_list(rows, describe_runs)
+
+
+def describe_runs(rows: list[dict]) -> str:
+    """``7 runs: bpr, lightgcn on baby-official`` (variants instead of models for the ablation)."""
+    if all(row.get("variant") for row in rows):
+        names = [variant for variant in ABLATION_VARIANTS if any(row["variant"] == variant for row in rows)]
+    else:
+        names = _order(sorted({row["model"] for row in rows}), DEFAULT_MODELS)
+    datasets = _order(sorted({row["dataset"] for row in rows}), TABLE_ORDER)
+    return f"{len(rows)} run{'s' * (len(rows) != 1)}: {', '.join(names)} on {', '.join(datasets)}"
+
+
+def section_content(
+    rows: list[dict], models: str = DEFAULT_MODELS, plot: str | None = None, results: str = "multimodal.json"
+) -> str:
+    """The docs section of the model comparison: how its rows were measured, the table of each
+    model at its valid-selected settings, one table per dataset, and the plot (a path relative
+    to the doc) if given."""
+    content = (
+        f"{DOC_HEADING}\n\n"
+        + provenance_lines(rows, results)
+        + "\n\nEach model at the settings with its best valid Recall@20 (defaults unless named):\n\n"
+        + selected_table(rows, models, TABLE_ORDER)
+        + "\n\nEvery run:\n\n"
+        + dataset_tables(rows, models, TABLE_ORDER)
+    )
+    if plot:
+        content += f"\n![test Recall@20 and NDCG@20 per model and dataset, valid-selected settings]({plot})\n"
+    return content
+
+
+def ablation_content(rows: list[dict], results: str = "sige_ablation.json") -> str:
+    """The docs section of the SIGE ablation: how its rows were measured, then one table per
+    dataset and set of base settings."""
+    parts = [ABLATION_HEADING, provenance_lines(rows, results)]
+    for dataset in _order(sorted({row["dataset"] for row in rows}), TABLE_ORDER):
+        of_dataset = [row for row in rows if row["dataset"] == dataset]
+        features = "; ".join(of_dataset[0].get("features", []))
+        for base in base_settings_groups(of_dataset):
+            label = f"`{settings_label(base)}`" if base else "defaults"
+            parts.append(
+                f"**{dataset}**, every variant starting from {label} ({features}):\n\n"
+                + ablation_table(of_dataset, base)
+            )
+    return "\n\n".join(parts)
 
 
 def plot_results(rows: list[dict], models: str, datasets: str, path: Path) -> bool:
@@ -298,6 +343,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
     """Train every (dataset, model, variant, overrides) job; returns the summaries and the failures."""
     summaries, failures = [], []
     extra = ["--device", args.device, "--seed", str(SEED)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+    record = provenance(args.device)  # command, machine, commit and date of every row of this invocation
 
     def run(job):
         dataset, model, variant, overrides = job
@@ -311,8 +357,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
             overrides={**settings, **overrides},
             base_settings=settings,  # the --set settings every variant starts from
             epoch_cap=args.epochs,
-            machine=machine_description(),
-            command=" ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+            **record,
         )
 
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
@@ -332,7 +377,7 @@ def run_jobs(jobs: list[tuple[str, str, str | None, dict]], args, settings: dict
                 f"{summary['test']['ndcg@20']:.4f} at epoch {summary['best_epoch']} of {summary['epochs']}",
                 flush=True,
             )
-            update_results(args.results, [summary])
+            update_results(args.results, [summary], result_key)
     return summaries, failures
 
 
@@ -354,7 +399,11 @@ def collected_run_row(run_dir: Path, ablation: bool = False) -> dict:
     """A results row for a finished run trained outside this script (e.g. a run resumed with
     ``sigerec train --resume`` after an interruption): its summary, plus the settings in which
     its saved config differs from the model's defaults, as :func:`run_jobs` records them. With
-    ``ablation`` the row is the SIGE variant whose settings those are (defaults: "full")."""
+    ``ablation`` the row is the SIGE variant whose settings those are (defaults: "full").
+
+    Its ``command`` is the command of this script that trains the same configuration (same
+    data, seed, settings and device) and adds the row, so that a reader can reproduce it; the
+    ``sigerec train`` command and the run folder it came from go to ``invoked`` and ``note``."""
     from sigerec.config import read_config_file
     from sigerec.training.runner import resolve_config
 
@@ -377,6 +426,12 @@ def collected_run_row(run_dir: Path, ablation: bool = False) -> dict:
             sys.exit(f"{run_dir}: not a SIGE ablation variant ({model}, settings {overrides or 'defaults'}).")
         variant = matches[0]
     epoch_cap = saved["epochs"] if saved["epochs"] != default_settings["epochs"] else None
+    trained = train_command(model, data, saved["seed"], overrides, epoch_cap)
+    device = saved.get("device") or "cpu"
+    command = benchmark_command(model, data, saved["seed"], overrides, epoch_cap, device, variant)
+    name = f"{model}{f' [{variant}]' if variant else ''} on {Path(data).name}"
+    note = f"{name}: trained with `{trained}` (run folder {run_dir.name}) and added with `--add-runs`"
+    note += "; the command listed trains the same configuration." if command else "."
     return result_row(
         summary,
         Path(data),
@@ -384,20 +439,66 @@ def collected_run_row(run_dir: Path, ablation: bool = False) -> dict:
         overrides=overrides,
         base_settings={},
         epoch_cap=epoch_cap,
+        command=command or trained,
+        invoked=f"{trained} (run folder {run_dir.name}, added with --add-runs)",
         machine=machine_description() + " (collected: the machine that adds the run)",
-        command=f"{train_command(model, data, saved['seed'], overrides, epoch_cap)} (run folder {run_dir.name}, added with --add-runs)",
+        commit="not recorded (a run trained outside the benchmark scripts)",
+        measured=run_date(run_dir),
+        note=note,
     )
+
+
+def run_date(run_dir: Path) -> str:
+    """The date a run started, from its folder name (``<model>-<dataset>-YYYYMMDD-HHMMSS``), or
+    the date its summary was written."""
+    found = re.search(r"-(\d{4})(\d{2})(\d{2})-\d{6}$", run_dir.name)
+    if found:
+        return "-".join(found.groups())
+    written = (run_dir / "summary.json").stat().st_mtime
+    return datetime.datetime.fromtimestamp(written, datetime.UTC).date().isoformat()
 
 
 def train_command(model: str, data: str, seed: int, overrides: dict, epoch_cap: int | None) -> str:
     """The `sigerec train` command that reproduces a run: its data (relative to the repository
     when inside it), seed, epoch cap and the settings that differ from the defaults."""
-    data_path = Path(data).resolve()
-    shown = data_path.relative_to(REPO) if data_path.is_relative_to(REPO) else data_path
-    parts = ["sigerec train", f"--data {shown}", f"--model {model}", f"--seed {seed}"]
+    parts = ["sigerec train", f"--data {_shown(Path(data))}", f"--model {model}", f"--seed {seed}"]
     parts += [f"--epochs {epoch_cap}"] if epoch_cap else []
     parts += [f"--set {key}={value}" for key, value in overrides.items() if key != "seed"]
     return " ".join(parts)
+
+
+def benchmark_command(
+    model: str,
+    data: str,
+    seed: int,
+    overrides: dict,
+    epoch_cap: int | None,
+    device: str = "cpu",
+    variant: str | None = None,
+) -> str | None:
+    """The command of this script that trains a run's configuration and adds its row (None when
+    it cannot: the script trains with seed 999 only). The same config as ``sigerec train``
+    resolves: both train ``sigerec train --data D --model M --seed S --set ...`` in one process."""
+    if seed != SEED:
+        return None
+    folder = Path(data).resolve()
+    parts = ["python benchmarks/multimodal.py"]
+    if variant:
+        parts += ["--ablation", f"--datasets {folder.name}", f"--variants {variant}"]
+    else:
+        parts += [f"--datasets {folder.name}", f"--models {model}"]
+        parts += [f"--set {key}={value}" for key, value in overrides.items() if key != "seed"]
+    if folder.parent != BENCH_DATA.resolve():
+        parts.append(f"--data-root {_shown(folder.parent)}")
+    parts += [f"--device {device}"] if device != "cpu" else []
+    parts += [f"--epochs {epoch_cap}"] if epoch_cap else []
+    return " ".join(parts)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the repository when inside it."""
+    path = path.resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def registered_models(wanted: list[str]) -> list[str]:
@@ -412,7 +513,7 @@ def registered_models(wanted: list[str]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=REPO / ".bench_data", help="From prepare_data.py.")
+    parser.add_argument("--data-root", type=Path, default=BENCH_DATA, help="From prepare_data.py.")
     parser.add_argument("--datasets", default=None, help=f"Default {DEFAULT_DATASETS} (ablation: ml100k).")
     parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--set", dest="settings", action="append", default=[], help="key=value for every run.")
@@ -432,7 +533,7 @@ def main() -> None:
     args = parser.parse_args()
     args.datasets = args.datasets or ("ml100k" if args.ablation else DEFAULT_DATASETS)
     section = ABLATION_SECTION if args.ablation else DOC_SECTION
-    args.results = args.results or REPO / "benchmarks" / "results" / f"{section.replace('-', '_')}.json"
+    args.results = args.results or RESULTS / f"{section.replace('-', '_')}.json"
     args.plot = args.plot or args.doc.parent / "img" / "multimodal.png"
     if args.epochs and not args.from_results and args.results.resolve().is_relative_to(REPO):
         sys.exit("--epochs is for smoke tests: give --results and --doc outside the repository (e.g. /tmp).")
@@ -442,7 +543,7 @@ def main() -> None:
     failures: list[str] = []
     if args.add_runs:
         added = [collected_run_row(run_dir, args.ablation) for run_dir in args.add_runs]
-        update_results(args.results, added)
+        update_results(args.results, added, result_key)
     elif not args.from_results:
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]
         if missing:
@@ -464,30 +565,13 @@ def main() -> None:
     if not rows:
         sys.exit(f"{args.results}: no results; nothing written to {args.doc}.")
     if args.ablation:
-        parts = [ABLATION_HEADING, provenance_lines(rows)]
-        for dataset in _order(sorted({row["dataset"] for row in rows}), TABLE_ORDER):
-            of_dataset = [row for row in rows if row["dataset"] == dataset]
-            features = "; ".join(of_dataset[0].get("features", []))
-            for base in base_settings_groups(of_dataset):
-                label = f"`{settings_label(base)}`" if base else "defaults"
-                parts.append(
-                    f"**{dataset}**, every variant starting from {label} ({features}):\n\n"
-                    + ablation_table(of_dataset, base)
-                )
-        write_section(args.doc, section, "\n\n".join(parts))
+        write_section(args.doc, section, ablation_content(rows, args.results.name))
     else:
-        content = (
-            f"{DOC_HEADING}\n\n"
-            + provenance_lines(rows)
-            + "\n\nEach model at the settings with its best valid Recall@20 (defaults unless named):\n\n"
-            + selected_table(rows, args.models, TABLE_ORDER)
-            + "\n\nEvery run:\n\n"
-            + dataset_tables(rows, args.models, TABLE_ORDER)
-        )
-        if rows and plot_results(rows, args.models, TABLE_ORDER, args.plot):
+        # The tables list the models in one fixed order, whichever models this command ran.
+        reference = None
+        if plot_results(rows, DEFAULT_MODELS, TABLE_ORDER, args.plot):
             reference = os.path.relpath(args.plot.resolve(), args.doc.resolve().parent)
-            content += f"\n![test Recall@20 and NDCG@20 per model and dataset, valid-selected settings]({reference})\n"
-        write_section(args.doc, section, content)
+        write_section(args.doc, section, section_content(rows, DEFAULT_MODELS, reference, args.results.name))
     print(f"wrote {args.results} and the '{section}' section of {args.doc}")
     if failures:
         sys.exit(f"{len(failures)} run(s) failed: " + "; ".join(failures))

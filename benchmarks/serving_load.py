@@ -1,7 +1,13 @@
 """Load test of `sigerec serve` on loopback: requests per second and p50/p99 latency at 1, 8 and
 32 concurrent clients.
 
-Example: python benchmarks/serving_load.py --model models/lightgcn-clothing --endpoint user
+Example: python benchmarks/serving_load.py --model models/lightgcn-clothing --train-data ../shared/data/clothing \
+             --endpoint user --workers 1 --requests 5000 --duration 10
+         python benchmarks/serving_load.py --from-results     (only rewrite the table)
+
+--model is a folder made by `sigerec export`; with --train-data, a missing --model is made
+first: LightGCN (or --train-model) trained on that dataset folder with sigerec's defaults
+(seed 999; run folder under runs/serving), then exported to --model.
 
 The server runs as a subprocess (`sigerec serve MODEL --no-access-log`, 1 worker unless
 --workers), is warmed up, then each concurrency level runs until --requests requests or
@@ -13,6 +19,11 @@ so the generator uses a small share of the CPU it shares with the server (report
 "client CPU"). Endpoints: user (GET /users/{random known user}/recommendations?k=10), items
 (POST /recommendations with 1-5 random items), similar (GET /items/{random item}/similar?k=10)
 or mix (a third of each).
+
+Rows are merged into benchmarks/results/serving.json: a row replaces the row of the same
+endpoint, workers, index and clients, and rows of another model are dropped, so that one
+command per endpoint and worker count builds one table. Each row records the command that
+reproduces it, the machine, the git commit and the date.
 """
 
 from __future__ import annotations
@@ -32,7 +43,16 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-from common import REPO, machine_description, markdown_table, save_results, write_section
+from common import (
+    REPO,
+    RESULTS,
+    markdown_table,
+    provenance,
+    provenance_list,
+    run_sigerec,
+    train_in_subprocess,
+    write_section,
+)
 
 ENDPOINTS = ("user", "items", "similar", "mix")
 
@@ -228,9 +248,43 @@ def results_table(rows: list[dict]) -> str:
     )
 
 
+def build_model(model: Path, data: Path, model_name: str, runs: Path) -> None:
+    """Train ``model_name`` on ``data`` with sigerec's defaults (seed 999) and export it to ``model``."""
+    print(f"{model}: missing; training {model_name} on {data} and exporting it there", flush=True)
+    summary = train_in_subprocess(data, model_name, runs)
+    run_sigerec("export", summary["run_dir"], "--out", str(model))
+
+
+def describe_rows(rows: list[dict]) -> str:
+    clients = ", ".join(str(c) for c in sorted({r["clients"] for r in rows}))
+    return f"{len(rows)} row{'s' * (len(rows) != 1)}: {clients} clients"
+
+
+def section_content(results: dict) -> str:
+    """The table of a results file, after how it was measured: model, commands, machines, commits, dates."""
+    rows = results["rows"]
+    size = rows[0].get("model_size", {})
+    shape = f" ({size['n_users']:,} users, {size['n_items']:,} items, {size['dim']}-d)" if size else ""
+    intro = (
+        "The server (`sigerec serve --no-access-log`) and the load generator share the machine's cores and "
+        f"talk over loopback. Model: {rows[0]['model']}{shape}, k={rows[0]['k']}. "
+        "Each client keeps one connection open and sends its next request when the answer has arrived; "
+        "latency runs from writing a request to reading the whole answer. Server CPU per request "
+        "(user + system time of the server processes) depends less on other load than latency does. "
+        "Target: p99 under 10 ms at 8 clients on 2 cores. Measured with (one command per endpoint and "
+        "worker count; each merges its rows into `benchmarks/results/serving.json`):"
+    )
+    return (
+        f"## Serving: HTTP latency and throughput\n\n{intro}\n\n{provenance_list(rows, describe_rows)}"
+        f"\n\n{results_table(rows)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="A model folder made by `sigerec export`.")
+    parser.add_argument("--model", type=Path, help="A model folder made by `sigerec export`.")
+    parser.add_argument("--train-data", type=Path, help="If --model is missing, train a model on this dataset.")
+    parser.add_argument("--train-model", default="lightgcn", help="The model --train-data trains (default lightgcn).")
     parser.add_argument("--endpoint", choices=ENDPOINTS, default="user")
     parser.add_argument("--clients", default="1,8,32", help="Comma-separated concurrency levels.")
     parser.add_argument("--requests", type=int, default=20_000, help="At most this many requests per level.")
@@ -242,12 +296,21 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--url", help="Measure a server already running at this URL instead of starting one.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
+    parser.add_argument("--results", type=Path, default=RESULTS / "serving.json")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
     args = parser.parse_args()
+    if args.from_results:
+        write_section(args.doc, "serving", section_content(json.loads(args.results.read_text())))
+        return
+    if args.model is None:
+        parser.error("--model is required (unless --from-results)")
+    if not args.model.exists() and args.train_data is not None:
+        build_model(args.model, args.train_data, args.train_model, REPO / "runs" / "serving")
 
     from sigerec.serving.model_folder import ModelFolder
 
+    record = provenance()
     folder = ModelFolder.load(args.model)
     user_ids, item_ids = [str(u) for u in folder.user_ids], [str(i) for i in folder.item_ids]
     del folder
@@ -264,6 +327,7 @@ def main() -> None:
         with urllib.request.urlopen(f"http://{host}:{port}/model", timeout=10) as answer:
             served = json.load(answer)
         model = f"{served['model']} on {served['dataset']}"
+        size = {"n_users": served["n_users"], "n_items": served["n_items"], "dim": served["dim"]}
         requests = build_requests(user_ids, item_ids, args.endpoint, host, 20_000, args.k, args.seed)
         server_pid = server.pid if server else None
         warm = measure(host, port, requests, 8, 10**9, args.warmup, server_pid)
@@ -272,7 +336,7 @@ def main() -> None:
         for clients in [int(c) for c in args.clients.split(",")]:
             row = measure(host, port, requests, clients, args.requests, args.duration, server_pid)
             row.update(endpoint=args.endpoint, workers=args.workers, k=args.k, index=served["index"], model=model)
-            row["load_average_before"] = round(load_before, 2)
+            row.update(model_size=size, load_average_before=round(load_before, 2), **record)
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:
@@ -281,19 +345,9 @@ def main() -> None:
 
     previous = json.loads(args.results.read_text())["rows"] if args.results.exists() else []
     rows = merge_rows(previous, rows)
-    save_results(args.results, rows)
-    intro = (
-        f"Machine: {machine_description()}; the server (`sigerec serve --no-access-log`) and the load "
-        "generator share these cores and talk over loopback. "
-        f"Model: {model} ({served['n_users']:,} users, {served['n_items']:,} items, {served['dim']}-d), k={args.k}. "
-        "Command, once per endpoint and worker count: `python benchmarks/serving_load.py --model MODEL "
-        f"--endpoint ENDPOINT --workers N --requests {args.requests} --duration {args.duration:g}`. "
-        "Each client keeps one connection open and sends its next request when the answer has arrived; "
-        "latency runs from writing a request to reading the whole answer. Server CPU per request "
-        "(user + system time of the server processes) depends less on other load than latency does. "
-        "Target: p99 under 10 ms at 8 clients on 2 cores."
-    )
-    write_section(args.doc, "serving", f"## Serving: HTTP latency and throughput\n\n{intro}\n\n{results_table(rows)}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    write_section(args.doc, "serving", section_content({"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,33 @@
 """Training and evaluation speed of LightGCN (n_layers=1) on Amazon Baby, on one core and on all.
 
 Example: python benchmarks/speed.py --epochs 5
+         python benchmarks/speed.py --from-results     (only rewrite the table)
 One core means `taskset -c 0` with one torch thread. Figures are means over the epochs run:
 seconds per training epoch, seconds per full evaluation of the valid split (19,445 users x
-7,050 items, training items masked), and the process's peak resident memory.
+7,050 items, training items masked), and the process's peak resident memory. The results
+(benchmarks/results/speed.json) record the command, machine, git commit and date.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
 from common import (
     DEFAULT_DATA_ROOT,
     REPO,
-    machine_description,
+    RESULTS,
     markdown_table,
+    provenance,
+    provenance_sentence,
     save_results,
     train_in_subprocess,
     write_section,
 )
+
+SECTION = "speed"
 
 
 def main() -> None:
@@ -28,26 +35,27 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "speed")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "speed.json")
+    parser.add_argument("--results", type=Path, default=RESULTS / "speed.json")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
     args = parser.parse_args()
 
-    all_cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-    settings = {"n_layers": 1, "epochs": args.epochs, "stopping_step": 1000}
-    rows = []
-    for label, cpus, threads in [("1 core", "0", 1), (f"{len(all_cores.split(','))} cores", all_cores, None)]:
-        summary = train_in_subprocess(args.data_root / "baby", "lightgcn", args.out, settings, cpus, threads)
-        rows.append(
-            {
-                "cores": label,
-                **{
-                    k: summary[k]
-                    for k in ("train_seconds_per_epoch", "eval_seconds", "peak_memory_mb", "torch_threads", "epochs")
-                },
-            }
-        )
-        print(rows[-1], flush=True)
-    save_results(args.results, rows)
+    if not args.from_results:
+        record = provenance()
+        all_cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+        settings = {"n_layers": 1, "epochs": args.epochs, "stopping_step": 1000}
+        rows = []
+        for label, cpus, threads in [("1 core", "0", 1), (f"{len(all_cores.split(','))} cores", all_cores, None)]:
+            summary = train_in_subprocess(args.data_root / "baby", "lightgcn", args.out, settings, cpus, threads)
+            keys = ("train_seconds_per_epoch", "eval_seconds", "peak_memory_mb", "torch_threads", "epochs")
+            rows.append({"cores": label, **{k: summary[k] for k in keys}})
+            print(rows[-1], flush=True)
+        save_results(args.results, rows, record)
+    write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
+
+
+def section_content(results: dict) -> str:
+    """The table of a results file, after its command, machine, commit and date."""
     table = markdown_table(
         [
             "LightGCN n_layers=1, Baby",
@@ -64,11 +72,10 @@ def main() -> None:
                 f"{r['peak_memory_mb']:.0f}",
                 r["torch_threads"],
             ]
-            for r in rows
+            for r in results["rows"]
         ],
     )
-    intro = f"Machine: {machine_description()}. Command: `python benchmarks/speed.py --epochs {args.epochs}`."
-    write_section(args.doc, "speed", f"{intro}\n\n{table}")
+    return f"{provenance_sentence(results)}\n\n{table}"
 
 
 if __name__ == "__main__":

@@ -168,11 +168,18 @@ def test_a_finished_run_becomes_a_results_row_with_the_settings_it_changed(tiny_
     assert row["overrides"] == {"reg_weight": 0.001} and row["epoch_cap"] == 2
     assert row["test"] == summary["test"] and row["variant"] is None
     assert multimodal.result_key(row) == ("tiny", "bpr", None, '{"reg_weight": 0.001}')
-    # The row names a command a reader can run to train the same model.
-    assert row["command"].startswith(
-        f"sigerec train --data {tiny_dataset_dir.resolve()} --model bpr --seed 999 --epochs 2"
+    # The row names the benchmark command that trains the same configuration and adds its row,
+    # and keeps the `sigerec train` command and the run folder it came from.
+    assert row["command"] == (
+        "python benchmarks/multimodal.py --datasets tiny --models bpr --set reg_weight=0.001 "
+        f"--data-root {tiny_dataset_dir.resolve().parent} --epochs 2"
     )
-    assert "--set reg_weight=0.001" in row["command"]
+    assert row["invoked"].startswith(
+        f"sigerec train --data {tiny_dataset_dir.resolve()} --model bpr --seed 999 --epochs 2 --set reg_weight=0.001"
+    )
+    assert run.path.name in row["invoked"] and run.path.name in row["note"]
+    assert row["measured"] == multimodal.run_date(run.path) and len(row["measured"]) == 10
+    assert row["commit"].startswith("not recorded")
 
 
 def test_an_unfinished_run_cannot_be_added(tmp_path):

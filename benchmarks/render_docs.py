@@ -1,0 +1,87 @@
+"""Rewrite every benchmark table of docs/benchmarks.md from the results files, without measuring.
+
+Example: python benchmarks/render_docs.py            (rewrite the tables)
+         python benchmarks/render_docs.py --check    (exit 1 if the docs differ from the results)
+
+Each section between `<!-- name:start -->` and `<!-- name:end -->` is rendered by the script
+that measures it, from its file in benchmarks/results/, exactly as that script writes it after
+a run; so a table always shows the rows of its results file with the command that reproduces
+each row, the machine, the git commit and the date it was measured on. The plot of the
+multimodal section is kept as it is unless --plot is given (it needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import baselines
+import encoders
+import model_speed
+import multimodal
+import serving_load
+import speed
+from common import REPO, RESULTS, load_results, replace_section
+
+DOC = REPO / "docs" / "benchmarks.md"
+PLOT = DOC.parent / "img" / "multimodal.png"
+
+
+def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dict[str, Callable[[], str]]:
+    """Marker name -> the function that renders that section from ``results``."""
+
+    def read(name: str) -> dict:
+        return json.loads((results / name).read_text())
+
+    def multimodal_section() -> str:
+        rows = load_results(results / "multimodal.json")
+        reference = os.path.relpath(plot.resolve(), doc.resolve().parent) if plot.exists() else None
+        return multimodal.section_content(rows, multimodal.DEFAULT_MODELS, reference)
+
+    return {
+        "baselines": lambda: baselines.section_content(load_results(results / "baselines.json")),
+        "baselines-cpu": lambda: baselines.section_content(load_results(results / "baselines_cpu.json")),
+        "speed": lambda: speed.section_content(read("speed.json")),
+        "encoders": lambda: encoders.section_content(read("encoders.json")),
+        multimodal.DOC_SECTION: multimodal_section,
+        multimodal.ABLATION_SECTION: lambda: multimodal.ablation_content(load_results(results / "sige_ablation.json")),
+        "model-speed": lambda: model_speed.section_content(read("model_speed.json")),
+        "serving": lambda: serving_load.section_content(read("serving.json")),
+    }
+
+
+def render(doc: Path, results: Path = RESULTS, plot: Path = PLOT) -> str:
+    """The text of ``doc`` with every benchmark section rewritten from ``results``."""
+    text = doc.read_text()
+    for name, content in sections(results, doc, plot).items():
+        text = replace_section(text, name, content())
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="The folder of the results files.")
+    parser.add_argument("--plot", action="store_true", help="Also redraw the multimodal plot (needs matplotlib).")
+    parser.add_argument("--check", action="store_true", help="Only check that the doc shows the results.")
+    args = parser.parse_args()
+    plot = args.doc.parent / "img" / "multimodal.png"
+    if args.plot:
+        rows = load_results(args.results / "multimodal.json")
+        multimodal.plot_results(rows, multimodal.DEFAULT_MODELS, multimodal.TABLE_ORDER, plot)
+    text = render(args.doc, args.results, plot)
+    if args.check:
+        if text != args.doc.read_text():
+            sys.exit(f"{args.doc} differs from the tables rendered from {args.results}; run benchmarks/render_docs.py.")
+        print(f"{args.doc} shows the results of {args.results}.")
+        return
+    args.doc.write_text(text)
+    print(f"rewrote the benchmark tables of {args.doc} from {args.results}")
+
+
+if __name__ == "__main__":
+    main()
