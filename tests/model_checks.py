@@ -1,4 +1,9 @@
-"""Checks every trained model must pass, written once: end-to-end training and exact resume."""
+"""Checks every model must pass, written once: the model contract suite and its helpers.
+
+``ModelContract`` holds the checks; a test class that subclasses it and provides a
+``model_name`` fixture runs all of them on that model (``tests/models/test_contract.py`` does so
+for every registered model, ``tests/models/test_toy_model.py`` for a model defined in a test).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,13 @@ import pytest
 import torch
 
 from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
+from sigerec.models import get_model_class
+from sigerec.serving.model_folder import ModelFolder, export_run
+from sigerec.serving.service import RecommendationService
 from sigerec.training import runner
 from sigerec.training.run_directory import LAST_CHECKPOINT
+from sigerec.training.trainer import build_model
 
 
 class InterruptAfter:
@@ -79,3 +89,101 @@ def assert_resume_is_exact(model: str, data: Path, tmp_path: Path, overrides: di
     full_weights = full_run.load_checkpoint(LAST_CHECKPOINT)["model"]
     resumed_weights = resumed_run.load_checkpoint(LAST_CHECKPOINT)["model"]
     assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+
+
+def _weights(run) -> dict[str, torch.Tensor]:
+    return run.load_checkpoint(LAST_CHECKPOINT)["model"]
+
+
+class ModelContract:
+    """What the trainer, the evaluator and serving rely on, checked for one model.
+
+    Subclasses provide the fixture ``model_name`` and may override ``settings`` (small sizes that
+    keep a model fast on the 4-user, 6-item data of ``tiny_dataset_dir``, with two modalities).
+    """
+
+    @pytest.fixture
+    def settings(self) -> dict:
+        return {}
+
+    @pytest.fixture
+    def data(self, tiny_dataset_dir: Path) -> Path:
+        write_tiny_features(tiny_dataset_dir)
+        return tiny_dataset_dir
+
+    def _config(self, model_name, data, settings, **extra):
+        overrides = {"epochs": 3, "train_batch_size": 8, **settings, **extra}
+        return runner.resolve_config(model_name, str(data), overrides=overrides)
+
+    def test_a_batch_loss_is_a_finite_scalar_with_finite_gradients_for_every_parameter(
+        self, model_name, data, settings
+    ):
+        config = self._config(model_name, data, settings)
+        model = build_model(config, runner.load_run_dataset(config))
+        model.train()
+        model.pre_epoch(0)
+        loss = model.loss(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 0, 1]))
+        assert loss.dim() == 0 and torch.isfinite(loss)
+        loss.backward()
+        for name, parameter in model.named_parameters():
+            assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+
+    def test_training_runs_end_to_end_and_writes_a_complete_run_folder(self, model_name, data, settings, tmp_path):
+        run, summary = runner.train(self._config(model_name, data, settings), tmp_path / "runs")
+        records = run.read_metrics()
+        assert summary["model"] == model_name and summary["epochs"] == len(records) == 3
+        assert all(np.isfinite(record["loss"]) for record in records)
+        assert all(0.0 <= value <= 1.0 for value in summary["test"].values())
+        assert run.file("config.yaml").exists() and _weights(run)
+
+    def test_an_interrupted_run_resumes_exactly(self, model_name, data, settings, tmp_path):
+        assert_resume_is_exact(model_name, data, tmp_path, {"epochs": 3, "train_batch_size": 8, **settings})
+
+    def test_a_seed_fixes_every_weight_and_another_seed_changes_them(self, model_name, data, settings, tmp_path):
+        first, _ = runner.train(self._config(model_name, data, settings, epochs=1), tmp_path / "a")
+        again, _ = runner.train(self._config(model_name, data, settings, epochs=1), tmp_path / "b")
+        other, _ = runner.train(self._config(model_name, data, settings, epochs=1, seed=1), tmp_path / "c")
+        first_weights, again_weights, other_weights = _weights(first), _weights(again), _weights(other)
+        assert all(torch.equal(first_weights[name], again_weights[name]) for name in first_weights)
+        assert any(not torch.equal(first_weights[name], other_weights[name]) for name in first_weights)
+
+    def test_embeddings_have_a_row_per_user_and_item_and_their_products_are_the_scores(
+        self, model_name, data, settings
+    ):
+        config = self._config(model_name, data, settings)
+        dataset = runner.load_run_dataset(config)
+        model = build_model(config, dataset).eval()
+        with torch.no_grad():
+            users, items = model.embeddings()
+            scores = model.scorer()(torch.tensor([0, 2, 3]))
+        assert users.shape[0] == dataset.n_users and items.shape[0] == dataset.n_items
+        assert users.shape[1] == items.shape[1] and torch.isfinite(users).all() and torch.isfinite(items).all()
+        assert torch.allclose(torch.as_tensor(scores), users[[0, 2, 3]] @ items.T, atol=1e-5)
+
+    def test_without_content_features_it_trains_or_is_refused_before_writing_anything(
+        self, model_name, tiny_dataset_dir, settings, tmp_path
+    ):
+        config = self._config(model_name, tiny_dataset_dir, settings, epochs=1)
+        if get_model_class(model_name).needs_features:
+            with pytest.raises(SigerecError, match=r"_feat\.npy.*sigerec encode"):
+                runner.train(config, tmp_path / "runs")
+            assert not (tmp_path / "runs").exists()
+        else:
+            _, summary = runner.train(config, tmp_path / "runs")
+            assert summary["epochs"] == 1
+
+    def test_export_reloads_the_trained_vectors_and_serves_the_best_unseen_items(
+        self, model_name, data, settings, tmp_path
+    ):
+        run, _ = runner.train(self._config(model_name, data, settings, epochs=1), tmp_path / "runs")
+        folder = ModelFolder.load(export_run(run.path, tmp_path / "model"))
+        model, dataset, _ = runner.load_trained_model(run.path)
+        with torch.no_grad():
+            users, items = (vectors.detach() for vectors in model.embeddings())
+        np.testing.assert_array_equal(folder.user_vectors, users.numpy())
+        np.testing.assert_array_equal(folder.item_vectors, items.numpy())
+        scores = users[0] @ items.T
+        seen = set(dataset.train[0].indices.tolist())
+        best_unseen = max((item for item in range(dataset.n_items) if item not in seen), key=lambda i: scores[i])
+        (top,) = RecommendationService(folder, index="exact").for_user(str(folder.user_ids[0]), k=1)
+        assert top.item_id == str(folder.item_ids[best_unseen])

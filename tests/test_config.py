@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from sigerec.config import TrainingConfig, parse_set_options, read_config_file
@@ -72,3 +74,71 @@ def test_existing_data_folder_is_stored_as_an_absolute_path(tiny_dataset_dir, mo
     monkeypatch.chdir(tiny_dataset_dir.parent)
     config = resolve_config("bpr", "tiny")
     assert config.data == str(tiny_dataset_dir.resolve())
+
+
+def _typed_fields(config_class):
+    import typing
+
+    from sigerec.config import _field_types
+
+    return {name: (typing.get_origin(hint), typing.get_args(hint)) for name, hint in _field_types(config_class).items()}
+
+
+def _bad_values(config_class):
+    """(key, out-of-range or unknown value) for every field whose type declares a choice or range."""
+    import typing
+
+    from sigerec.config import Range
+
+    for name, (origin, args) in _typed_fields(config_class).items():
+        if origin is typing.Literal:
+            yield name, "not-a-choice", "must be one of " + ", ".join(args)
+        elif origin is typing.Annotated:
+            (bounds,) = [extra for extra in args[1:] if isinstance(extra, Range)]
+            value = bounds.low - 1 if bounds.low is not None else bounds.high + 1
+            yield name, value, f"must be {bounds.describe()}"
+
+
+def _every_settings_class():
+    from sigerec.models import get_model_class, model_names
+
+    return [("training", TrainingConfig)] + [(name, get_model_class(name).config_class) for name in model_names()]
+
+
+@pytest.mark.parametrize(("owner", "config_class"), _every_settings_class())
+def test_every_declared_choice_and_range_is_checked_with_the_same_message(owner, config_class):
+    model = owner if owner != "training" else "bpr"
+    checked = 0
+    for key, value, message in _bad_values(config_class):
+        with pytest.raises(SigerecError) as error:
+            resolve_config(model, "baby", overrides={key: value})
+        assert str(error.value).startswith(f"--set: setting '{key}' {message}, got "), str(error.value)
+        checked += 1
+    assert checked >= 1
+
+
+@pytest.mark.parametrize(("owner", "config_class"), _every_settings_class())
+def test_text_settings_are_typed_choices(owner, config_class):
+    """A setting with a fixed set of values says so in its type, so it is checked like the others."""
+    free_text = {"valid_metric", "device", "language_modality"}  # checked where they are used
+    for field in dataclasses.fields(config_class):
+        if field.type in ("str", str):
+            assert field.name in free_text, f"{owner}: '{field.name}' is a plain str; declare its choices with Literal"
+
+
+def test_a_config_built_in_code_is_checked_too():
+    from sigerec.models.sige import SIGEConfig
+
+    with pytest.raises(SigerecError, match="setting 'perturbation' must be one of modulus, relative"):
+        SIGEConfig(perturbation="gaussian")
+    with pytest.raises(SigerecError, match=r"setting 'infusion_alpha' must be in \[0, 1\], got 1.5"):
+        SIGEConfig(infusion_alpha=1.5)
+
+
+def test_range_descriptions():
+    from sigerec.config import Range
+
+    assert Range(0, 1).describe() == "in [0, 1]"
+    assert Range(0, 1, low_inclusive=False).describe() == "in (0, 1]"
+    assert Range(low=0).describe() == ">= 0" and Range(low=0, low_inclusive=False).describe() == "> 0"
+    assert Range(0, 1, high_inclusive=False).contains(0.0) and not Range(0, 1, high_inclusive=False).contains(1.0)

@@ -137,6 +137,19 @@ def test_misspelt_setting_suggests_the_known_one(baby_subset_dir, tmp_path):
     assert_usage_error(result, "unknown setting 'n_layer'", "Did you mean 'n_layers'?")
 
 
+def test_a_model_that_needs_features_is_refused_before_any_run_folder_or_progress_bar(baby_subset_dir, tmp_path):
+    result = invoke("train", "--data", baby_subset_dir, "--model", "sige", "--out", tmp_path / "runs")
+    assert_usage_error(result, "SIGE needs item content features", "sigerec encode")
+    assert not (tmp_path / "runs").exists() and "epoch" not in result.output
+
+
+def test_an_out_of_range_setting_is_refused_with_the_range(baby_subset_dir, tmp_path):
+    result = invoke(
+        "train", "--data", baby_subset_dir, "--model", "sige", "--set", "infusion_alpha=2", "--out", tmp_path
+    )
+    assert_usage_error(result, "--set: setting 'infusion_alpha' must be in [0, 1], got 2.0.")
+
+
 def test_set_without_equals_sign_asks_for_key_value(baby_subset_dir, tmp_path):
     result = invoke("train", "--data", baby_subset_dir, "--model", "bpr", "--set", "foo", "--out", tmp_path)
     assert_usage_error(result, "--set 'foo'", "expected key=value")

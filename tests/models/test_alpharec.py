@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from model_checks import assert_resume_is_exact
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
-from sigerec.models import get_model_class, model_names
 from sigerec.models.alpharec import AlphaRec, AlphaRecConfig, sampled_info_nce
 from sigerec.training import runner
 
@@ -49,11 +47,6 @@ def _hand_propagation(model, n_layers=2):
         layers.append(layer)
     final = torch.stack(layers).mean(0)
     return final[:3], final[3:]
-
-
-def test_registry_lists_alpharec():
-    assert "alpharec" in model_names()
-    assert get_model_class("alpharec") is AlphaRec
 
 
 def test_training_defaults_are_the_official_learning_rate_and_batch_size(tiny_dataset_dir):
@@ -183,23 +176,6 @@ def test_unknown_language_modality_raises_an_error_listing_the_modalities():
         _model(language_modality="caption")
 
 
-def test_missing_features_raise_an_error_naming_the_fix():
-    with pytest.raises(SigerecError, match="_feat.npy") as error:
-        _model(features={})
-    assert "AlphaRec" in str(error.value) and "sigerec encode" in str(error.value)
-
-
-def test_loss_is_finite_and_trains_every_mlp_parameter():
-    model = _model(n_items=5)
-    torch.manual_seed(0)
-    loss = model.loss(torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([4, 3, 2]))
-    assert torch.isfinite(loss)
-    loss.backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
-        assert parameter.grad.abs().sum() > 0, name
-
-
 def test_new_item_from_text_equals_an_item_without_interactions():
     model = _model(n_items=5)  # item 4 has no training edge
     _, items = model.embeddings()
@@ -239,20 +215,3 @@ def test_a_few_epochs_lower_the_training_loss(tiny_dataset_dir, tmp_path):
     losses = [record["loss"] for record in run.read_metrics()]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert 0.0 <= summary["test"]["recall@20"] <= 1.0
-
-
-def test_interrupted_run_resumes_to_the_same_metrics(tiny_dataset_dir, tmp_path):
-    _write_text_features(tiny_dataset_dir)
-    assert_resume_is_exact(
-        "alpharec",
-        tiny_dataset_dir,
-        tmp_path,
-        {"epochs": 3, "train_batch_size": 8, "mlp_hidden_size": 16, "n_negatives": 16},
-    )
-
-
-@pytest.mark.parametrize("setting", [{"n_negatives": 0}, {"temperature": 0.0}, {"mlp_hidden_size": 0}])
-def test_invalid_settings_raise_an_error_naming_the_key(setting):
-    (key,) = setting
-    with pytest.raises(SigerecError, match=key):
-        _model(**setting)

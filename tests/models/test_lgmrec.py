@@ -3,13 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model_checks import assert_resume_is_exact, write_tiny_features
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import normalized_interaction_adjacency
-from sigerec.models import get_model_class, model_names
 from sigerec.models.lgmrec import LGMRec, LGMRecConfig
-from sigerec.training import runner
 
 # Test fixtures, not content: 4 items with simple, distinct feature values.
 IMAGE_FEATURES = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.float32)
@@ -122,11 +118,6 @@ def _assert_close(actual, expected):
 BATCH = (torch.tensor([0, 1, 2, 0]), torch.tensor([1, 0, 3, 2]), torch.tensor([3, 3, 2, 3]))
 
 
-def test_registry_lists_lgmrec():
-    assert "lgmrec" in model_names()
-    assert get_model_class("lgmrec") is LGMRec
-
-
 def test_defaults_are_mmrecs_baby_values():
     config = LGMRecConfig()
     assert (config.embedding_size, config.cf_model, config.n_ui_layers, config.n_mm_layers) == (64, "lightgcn", 2, 2)
@@ -233,29 +224,6 @@ def test_contrastive_loss_negatives_are_all_nodes_and_it_is_summed_over_the_batc
     assert both.item() == pytest.approx(_pair_loss(hyper, 0, 1, users, positives, 0.2).item(), rel=1e-5)
 
 
-def test_loss_is_finite_and_trains_every_parameter():
-    model = _model(cl_weight=0.1, reg_weight=1e-3)
-    model.train()
-    torch.manual_seed(0)
-    loss = model.loss(*BATCH)
-    assert torch.isfinite(loss)
-    loss.backward()
-    names = [name for name, _ in model.named_parameters()]
-    assert sorted(names) == sorted(
-        [
-            "user_embedding",
-            "item_embedding",
-            "feature_projections.image",
-            "feature_projections.text",
-            "hyperedge_embeddings.image",
-            "hyperedge_embeddings.text",
-        ]
-    )
-    for name, parameter in model.named_parameters():
-        gradient = parameter.grad
-        assert gradient is not None and torch.isfinite(gradient).all() and gradient.abs().sum() > 0, name
-
-
 def test_one_modality_has_no_contrastive_term_and_uses_its_hypergraph():
     model = _model({"text": TEXT_FEATURES}, cl_weight=1.0, reg_weight=0.1)
     model.eval()
@@ -319,40 +287,3 @@ def test_features_are_frozen_and_left_out_of_checkpoints():
     model = _model()
     assert all("features" not in name or "projections" in name for name in model.state_dict())
     assert not any(parameter is model.features("image") for parameter in model.parameters())
-
-
-@pytest.mark.parametrize(
-    "setting, message",
-    [
-        ({"cf_model": "gcn"}, "cf_model"),
-        ({"keep_rate": 0.0}, "keep_rate"),
-        ({"keep_rate": 1.5}, "keep_rate"),
-        ({"hyper_num": 0}, "hyper_num"),
-        ({"n_hyper_layer": 0}, "n_hyper_layer"),
-        ({"n_ui_layers": -1}, "n_ui_layers"),
-        ({"tau": 0.0}, "tau"),
-    ],
-)
-def test_invalid_settings_raise_an_error_naming_them(setting, message):
-    with pytest.raises(SigerecError, match=message):
-        _model(**setting)
-
-
-def test_missing_features_raise_an_error_naming_the_fix():
-    with pytest.raises(SigerecError, match="_feat.npy") as error:
-        _model(features={})
-    assert "LGMRec" in str(error.value) and "sigerec encode" in str(error.value)
-
-
-def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
-    write_tiny_features(tiny_dataset_dir)
-    config = runner.resolve_config("lgmrec", str(tiny_dataset_dir), overrides={"epochs": 2, "train_batch_size": 8})
-    run, summary = runner.train(config, tmp_path / "runs")
-    assert summary["model"] == "lgmrec" and summary["epochs"] == 2
-    assert all(np.isfinite(record["loss"]) for record in run.read_metrics())
-    assert 0.0 <= summary["test"]["recall@20"] <= 1.0
-
-
-def test_interrupted_run_resumes_to_the_same_metrics(tiny_dataset_dir, tmp_path):
-    write_tiny_features(tiny_dataset_dir)
-    assert_resume_is_exact("lgmrec", tiny_dataset_dir, tmp_path, {"epochs": 3, "train_batch_size": 8, "cl_weight": 0.1})

@@ -69,25 +69,6 @@ def test_embedding_norm_loss_is_mmrec_emb_loss_unsquared_norm_over_batch():
     assert embedding_norm_loss(a, b).item() == pytest.approx((5.0 + 1.0) / 2)
 
 
-def test_registry_lists_the_shipped_models():
-    assert {"bpr", "lightgcn"} <= set(model_names())
-
-
-@pytest.mark.parametrize("name", ["bpr", "lightgcn"])
-def test_model_scores_are_dot_products_of_its_embeddings_and_loss_has_gradients(name):
-    dataset = _dataset([(0, 0), (0, 1), (1, 1), (2, 2)])
-    model_class = get_model_class(name)
-    torch.manual_seed(0)
-    model = model_class(dataset, model_class.config_class())
-    users, items = model.embeddings()
-    assert users.shape == (3, 64) and items.shape == (3, 64)
-    scores = model.scorer()(torch.tensor([0, 2]))
-    assert torch.allclose(scores, users[[0, 2]] @ items.T, atol=1e-6)
-    loss = model.loss(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 2]))
-    loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-
-
 def test_model_and_training_settings_do_not_share_names():
     from sigerec.config import config_fields
 

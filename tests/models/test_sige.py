@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from model_checks import assert_resume_is_exact, write_tiny_features
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
 from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
-from sigerec.models import get_model_class, model_names
 from sigerec.models.losses import info_nce, multi_positive_info_nce, unit_gradient_normalize
 from sigerec.models.mgcn import MGCN, MGCNConfig
 from sigerec.models.semantic_branch import SemanticFuser
@@ -56,11 +53,6 @@ ALL_SIGE_PARTS_OFF = {
     "contrastive_rows": "batch",
     "contrastive_warmup": 0,
 }
-
-
-def test_registry_lists_both():
-    assert {"mgcn", "sige"} <= set(model_names())
-    assert get_model_class("sige") is SIGE and get_model_class("mgcn") is MGCN
 
 
 def test_both_use_the_authors_lr_decay_unless_overridden():
@@ -244,33 +236,6 @@ def test_full_sige_loss_trains_every_parameter():
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().sum() > 0, name
-
-
-def test_mgcn_rejects_bad_settings():
-    with pytest.raises(SigerecError, match="temperature"):
-        _mgcn(temperature=0.0)
-    with pytest.raises(SigerecError, match="cl_weight"):
-        _mgcn(cl_weight=-0.1)
-
-
-def test_bad_settings_and_missing_features_give_clear_errors():
-    with pytest.raises(SigerecError, match="perturbation"):
-        _sige(perturbation="gaussian")
-    with pytest.raises(SigerecError, match="infusion_alpha"):
-        _sige(infusion_alpha=1.5)
-    with pytest.raises(SigerecError, match="fuser"):
-        _sige(fuser="concat")
-    with pytest.raises(SigerecError, match="_feat.npy"):
-        _sige(features={})
-
-
-@pytest.mark.parametrize("model_name", ["sige", "mgcn"])
-def test_interrupted_run_resumes_to_identical_weights(tiny_dataset_dir, tmp_path, model_name):
-    write_tiny_features(tiny_dataset_dir)
-    overrides = {"epochs": 3, "train_batch_size": 8, "knn_k": 3}
-    if model_name == "sige":
-        overrides["cooccurrence_k"] = 3
-    assert_resume_is_exact(model_name, tiny_dataset_dir, tmp_path, overrides)
 
 
 @pytest.mark.parametrize(("n_views", "tau"), [(1, 0.2), (2, 0.2), (3, 0.5), (2, 0.03), (2, 0.01)])

@@ -3,10 +3,7 @@ import pytest
 import torch
 
 from sigerec.data.dataset import Dataset
-from sigerec.errors import SigerecError
-from sigerec.models import get_model_class, model_names
 from sigerec.models.vbpr import VBPR, VBPRConfig
-from sigerec.training import runner
 
 # Test fixture, not content: 3 items x 4 feature dims of simple, distinct values.
 TEXT_FEATURES = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
@@ -23,11 +20,6 @@ def _model(features=None, **config):
     torch.manual_seed(0)
     features = {"text": TEXT_FEATURES} if features is None else features
     return VBPR(_dataset(features), VBPRConfig(**config))
-
-
-def test_registry_lists_vbpr():
-    assert "vbpr" in model_names()
-    assert get_model_class("vbpr") is VBPR
 
 
 def test_user_and_item_vectors_have_twice_the_embedding_size():
@@ -49,14 +41,6 @@ def test_modalities_are_concatenated_in_sorted_name_order():
     model = _model({"text": TEXT_FEATURES, "image": image})
     assert torch.equal(model.item_features, torch.from_numpy(np.concatenate([image, TEXT_FEATURES], axis=1)))
     assert model.feature_projection.in_features == 6
-
-
-def test_scores_are_dot_products_of_user_and_item_vectors():
-    model = _model()
-    users, items = model.embeddings()
-    scores = model.scorer()(torch.tensor([0, 2]))
-    assert scores.shape == (2, 3)
-    assert torch.allclose(scores, users[[0, 2]] @ items.T, atol=1e-6)
 
 
 def test_loss_trains_embeddings_and_projection_but_not_features():
@@ -87,19 +71,3 @@ def test_checkpoint_leaves_out_the_feature_buffer_and_round_trips():
     other = VBPR(_dataset({"text": TEXT_FEATURES}), VBPRConfig())
     other.load_state_dict(state)
     assert torch.allclose(other.embeddings()[1], model.embeddings()[1])
-
-
-def test_missing_features_raise_an_error_naming_the_fix():
-    with pytest.raises(SigerecError, match="_feat.npy") as error:
-        _model(features={})
-    assert "sigerec encode text" in str(error.value) and "hand" in str(error.value)
-
-
-def test_two_epochs_of_training_end_to_end(tiny_dataset_dir, tmp_path):
-    # Test fixture, not content: fixed values for the 6 items of the tiny dataset.
-    np.save(tiny_dataset_dir / "text_feat.npy", np.arange(48, dtype=np.float32).reshape(6, 8) / 48)
-    config = runner.resolve_config("vbpr", str(tiny_dataset_dir), overrides={"epochs": 2, "embedding_size": 8})
-    run, summary = runner.train(config, tmp_path / "runs")
-    assert summary["model"] == "vbpr" and summary["epochs"] == 2
-    assert all(np.isfinite(record["loss"]) for record in run.read_metrics())
-    assert 0.0 <= summary["test"]["recall@20"] <= 1.0

@@ -29,7 +29,7 @@ def _announce(run_path: Path) -> None:
 
 
 def _print_summary(run_path: Path, summary: dict) -> None:
-    from sigerec.evaluation.report import format_table, run_row
+    from sigerec.training.run_report import format_table, run_row
 
     typer.echo(f"run folder: {run_path}")
     typer.echo(format_table([run_row(run_path)]), nl=False)
@@ -72,8 +72,11 @@ def train_command(
             raise SigerecError("give --data and --model (or --resume RUN_DIR); see `sigerec train --help`.")
         flags = {"seed": seed, "epochs": epochs, "device": device}
         run_config = runner.resolve_config(model, data, config, parse_set_options(set_ or []), flags)
+        prepared = runner.prepare(run_config, warn=warn)  # refuse before a run folder or progress bar exists
         with _progress(run_config, quiet) as progress:
-            run, summary = runner.train(run_config, out, progress=progress, warn=warn, announce=_announce)
+            run, summary = runner.train(
+                run_config, out, progress=progress, warn=warn, announce=_announce, prepared=prepared
+            )
     _print_summary(run.path, summary)
 
 
@@ -87,7 +90,7 @@ def evaluate_command(
 
     Example: sigerec evaluate runs/lightgcn-baby-20261126-101500
     """
-    from sigerec.evaluation.report import format_table
+    from sigerec.training.run_report import format_table
     from sigerec.training.runner import evaluate_run
 
     if checkpoint not in {"best", "last"}:
@@ -108,7 +111,7 @@ def compare_command(
 
     Example: sigerec compare runs/* --format markdown
     """
-    from sigerec.evaluation.report import format_table, run_row
+    from sigerec.training.run_report import format_table, run_row
 
     wanted = tuple(m.strip() for m in metrics.split(",") if m.strip())
     rows = [run_row(path, wanted, split) for path in run_dirs]
@@ -141,8 +144,8 @@ def demo_command(
     metrics and a few users' top-5 items by SIGE, with titles. Example: sigerec demo --epochs 20
     """
     from sigerec.demo import demo_item_titles, prepare_demo_data, top_items
-    from sigerec.evaluation.report import format_table, run_row
     from sigerec.training import runner
+    from sigerec.training.run_report import format_table, run_row
 
     console.print("[bold]encoding the built-in Baby titles and descriptions (all-MiniLM-L6-v2, once)[/]")
     data = prepare_demo_data(out / "demo-data", warn=warn, quiet=quiet)

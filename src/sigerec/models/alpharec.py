@@ -112,6 +112,7 @@ class AlphaRec(Recommender):
 
     name = "alpharec"
     config_class = AlphaRecConfig
+    needs_features = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate": 5e-4, "train_batch_size": 4096}
 
     def __init__(self, dataset: Dataset, config: AlphaRecConfig, device="cpu"):

@@ -14,13 +14,22 @@ from sigerec.errors import SigerecError
 
 
 class Recommender(nn.Module):
-    """Base class of all models.
+    """Base class of all models; registering a subclass (``@register_model``) is all a new model needs.
 
-    A model is built from the Dataset and its typed config and offers:
-    ``loss(users, positives, negatives)`` for a batch of triples, ``embeddings()`` for
-    the final user and item vectors (dot-product models), and ``score_users(users)`` for
-    full ranking. ``pre_epoch(epoch)`` lets models resample per-epoch structure (e.g.
-    graph pruning) before the batches of that epoch.
+    A model is built as ``Model(dataset, config, device)`` from the Dataset and its typed config
+    (``config_class``) and implements:
+
+    - ``loss(users, positives, negatives)``: the training loss of a batch of triples (a scalar);
+    - ``embeddings()``: the final user vectors [n_users, d] and item vectors [n_items, d], whose
+      inner products are the model's scores (evaluation and export use them).
+
+    It may override ``scorer()`` (users -> scores over all items, for full ranking; the default
+    is the inner product of ``embeddings()``), ``pre_epoch(epoch)`` (resample per-epoch
+    structure, e.g. FREEDOM's graph pruning, before that epoch's batches) and provide
+    ``loss_terms(users, positives, negatives)`` (the loss as named terms that sum to it, logged
+    per epoch). Multimodal models set ``needs_features`` and call ``require_features``,
+    ``register_features`` and ``features`` for their content. ``tests/models/test_contract.py``
+    checks every registered model against this contract.
     """
 
     name: ClassVar[str]
@@ -28,6 +37,8 @@ class Recommender(nn.Module):
     # Training settings the model's authors use where they differ from the shared protocol
     # (e.g. MGCN's lr decay); applied before config files and --set, so users can override them.
     training_defaults: ClassVar[dict[str, Any]] = {}
+    # True when the model cannot be built without item content (``<modality>_feat.npy`` files).
+    needs_features: ClassVar[bool] = False
 
     def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
         super().__init__()

@@ -112,6 +112,7 @@ class BM3(Recommender):
 
     name = "bm3"
     config_class = BM3Config
+    needs_features = True
 
     def __init__(self, dataset: Dataset, config: BM3Config, device="cpu"):
         super().__init__(dataset, config, device)

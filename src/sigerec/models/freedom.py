@@ -94,6 +94,7 @@ class FREEDOM(Recommender):
 
     name = "freedom"
     config_class = FREEDOMConfig
+    needs_features = True
 
     def __init__(self, dataset: Dataset, config: FREEDOMConfig, device="cpu"):
         super().__init__(dataset, config, device)

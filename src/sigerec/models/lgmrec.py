@@ -142,6 +142,7 @@ class LGMRec(Recommender):
 
     name = "lgmrec"
     config_class = LGMRecConfig
+    needs_features = True
 
     def __init__(self, dataset: Dataset, config: LGMRecConfig, device="cpu"):
         super().__init__(dataset, config, device)

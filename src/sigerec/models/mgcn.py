@@ -62,6 +62,7 @@ class MGCN(BehaviourSemanticRecommender):
 
     name = "mgcn"
     config_class = MGCNConfig
+    needs_features = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):

@@ -114,6 +114,7 @@ class SIGE(BehaviourSemanticRecommender):
 
     name = "sige"
     config_class = SIGEConfig
+    needs_features = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
 
     def __init__(self, dataset: Dataset, config: SIGEConfig, device="cpu"):

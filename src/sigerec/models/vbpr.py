@@ -54,6 +54,7 @@ class VBPR(Recommender):
 
     name = "vbpr"
     config_class = VBPRConfig
+    needs_features = True
 
     def __init__(self, dataset: Dataset, config: VBPRConfig, device="cpu"):
         super().__init__(dataset, config, device)

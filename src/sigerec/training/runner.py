@@ -41,19 +41,36 @@ def load_run_dataset(config: RunConfig, warn=None) -> Dataset:
     return load_dataset(resolve_data_path(config.data), warn=warn).with_modalities(config.training.modalities)
 
 
+def prepare(config: RunConfig, warn=None) -> Trainer:
+    """Load the run's data and build its model, before anything is written or shown.
+
+    Bad data, missing features or settings a model rejects fail here, so a refused run leaves
+    no run folder and opens no progress bar.
+    """
+    return Trainer(config, load_run_dataset(config, warn=warn), run=None)
+
+
 def train(
-    config: RunConfig, runs_root: str | Path = "runs", progress=None, warn=None, announce=None
+    config: RunConfig,
+    runs_root: str | Path = "runs",
+    progress=None,
+    warn=None,
+    announce=None,
+    prepared: Trainer | None = None,
 ) -> tuple[RunDirectory, dict]:
     """Train a new run under ``runs_root``; returns its folder and summary.
 
+    ``prepared`` is the result of :func:`prepare` when the caller checked the run first;
     ``announce(path)`` is called once the run folder exists, before training starts.
     """
-    dataset = load_run_dataset(config, warn=warn)
-    run = RunDirectory.create(runs_root, config.model, dataset.name)
+    trainer = prepared if prepared is not None else prepare(config, warn=warn)
+    run = RunDirectory.create(runs_root, config.model, trainer.dataset.name)
     run.write_config(config.to_dict())
     if announce is not None:
         announce(run.path)
-    trainer = Trainer(config, dataset, run, progress)
+    trainer.run = run
+    if progress is not None:
+        trainer.progress = progress
     return run, trainer.fit()
 
 

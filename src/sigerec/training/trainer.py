@@ -62,7 +62,11 @@ class Trainer:
     metrics of an uninterrupted run.
     """
 
-    def __init__(self, config: RunConfig, dataset: Dataset, run: RunDirectory, progress=None, batch_observer=None):
+    def __init__(
+        self, config: RunConfig, dataset: Dataset, run: RunDirectory | None, progress=None, batch_observer=None
+    ):
+        # ``run`` may be attached later (``runner.train`` builds the model before it makes the run
+        # folder, so a model that cannot be built leaves nothing behind).
         self.config = config
         self.training = config.training
         self.dataset = dataset

@@ -1,4 +1,4 @@
-"""Tables of runs: the rows ``sigerec compare`` and the benchmarks print."""
+"""Tables of finished runs (read from their run folders): the rows `sigerec compare` and the benchmarks print."""
 
 from __future__ import annotations
 
