@@ -254,18 +254,14 @@ def run_sigerec(*args: str) -> None:
 
 def feature_sources(dataset_dir: Path) -> list[dict]:
     """The provenance (``<modality>_feat.json``) of each feature file of a dataset folder, by modality."""
-    from sigerec.features.store import FEATURE_SUFFIX, read_feature_metadata
+    from sigerec.data.feature_files import feature_files, read_provenance
 
-    sources = []
-    for path in sorted(Path(dataset_dir).glob(f"*{FEATURE_SUFFIX}")):
-        modality = path.name.removesuffix(FEATURE_SUFFIX)
-        sources.append(read_feature_metadata(dataset_dir, modality) or {"modality": modality})
-    return sources
+    return [read_provenance(dataset_dir, modality) or {"modality": modality} for modality in feature_files(dataset_dir)]
 
 
 def describe_features(metadata: dict) -> str:
     """One line naming a feature file's source, encoder and coverage, e.g. for a table caption."""
-    from sigerec.features.store import source_files
+    from sigerec.data.feature_files import source_files
 
     modality = metadata["modality"]
     if "coverage" not in metadata:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sigerec.data.builtin import builtin_dataset_path
+from sigerec.data.feature_files import feature_file
 from sigerec.data.tabular import read_table
 
 DEMO_ITEM_TEXT = "baby_item_text.jsonl.gz"
@@ -32,7 +33,7 @@ def prepare_demo_data(folder: Path, warn=None, quiet: bool = False) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     if not (target / "baby.inter.gz").exists():
         shutil.copyfile(source / "baby.inter.gz", target / "baby.inter.gz")
-    if not (target / "text_feat.npy").exists():
+    if not feature_file(target, "text").exists():
         encoder = TextEncoder(DEMO_TEXT_COLUMNS)
         encode_item_file(source / DEMO_ITEM_TEXT, target, "itemID", "text", encoder, warn=warn, quiet=quiet)
     return target

@@ -3,8 +3,8 @@
 A folder holds one interaction file (``<name>.inter``, optionally gzip-compressed as
 ``<name>.inter.gz``), tab separated with header ``userID itemID [rating] [timestamp]
 x_label`` (0/1/2 = train/valid/test, LF or CRLF line endings), and any number of feature
-files whose rows are items. Everything is validated here, at the boundary, so that models
-and trainers can trust the data.
+files whose rows are items (their format: ``feature_files.py``). Everything is validated when
+it is loaded, at the boundary, so that models and trainers can trust the data.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sigerec.data.dataset import Dataset
+from sigerec.data.feature_files import read_features
 from sigerec.errors import SigerecError
 
 USER_COLUMN = "userID"
@@ -24,8 +25,6 @@ ITEM_COLUMN = "itemID"
 LABEL_COLUMN = "x_label"
 REQUIRED_COLUMNS = (USER_COLUMN, ITEM_COLUMN, LABEL_COLUMN)
 SPLIT_LABELS = {0: "train", 1: "valid", 2: "test"}
-FEATURE_SUFFIX = "_feat.npy"
-SAVE_FEATURES_HINT = "Save the features with numpy.save(path, array), a float array [n_items, dim]."
 # Ids index int32 sparse matrices and embedding tables; larger ones are not MMRec ids.
 MAX_ID = np.iinfo(np.int32).max - 1
 
@@ -190,40 +189,6 @@ def drop_like_mmrec(
     return users[~orphan], items[~orphan], labels[~orphan], report
 
 
-def load_features(folder: Path, n_items: int) -> dict[str, np.ndarray]:
-    """Every ``<modality>_feat.npy`` of the folder, checked against the item count."""
-    features: dict[str, np.ndarray] = {}
-    for path in sorted(folder.glob(f"*{FEATURE_SUFFIX}")):
-        modality = path.name.removesuffix(FEATURE_SUFFIX)
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise SigerecError(
-                f"{path}: cannot be read as a NumPy .npy array ({error}). {SAVE_FEATURES_HINT}"
-            ) from None
-        if array.ndim != 2:
-            raise SigerecError(
-                f"{path}: expected a 2-d array [items, dim], found shape {array.shape}. {SAVE_FEATURES_HINT}"
-            )
-        if array.shape[0] != n_items:
-            raise SigerecError(
-                f"{path}: {array.shape[0]} rows but the dataset has {n_items} items; row i must be "
-                "item i. Re-encode the features for this dataset (`sigerec encode`)."
-            )
-        if not np.issubdtype(array.dtype, np.number):
-            raise SigerecError(f"{path}: dtype {array.dtype} is not numeric. {SAVE_FEATURES_HINT}")
-        array = array.astype(np.float32, copy=False)
-        finite = np.isfinite(array)
-        if not finite.all():
-            bad_row = int(np.flatnonzero(~finite.all(axis=1))[0])
-            raise SigerecError(
-                f"{path}, row {bad_row} (item {bad_row}): contains NaN or inf "
-                f"({int((~finite).any(axis=1).sum())} rows affected). Replace them, e.g. with the mean vector."
-            )
-        features[modality] = array
-    return features
-
-
 def load_dataset(folder: str | Path, warn=None) -> Dataset:
     """Load and validate an MMRec-style folder into a :class:`Dataset`.
 
@@ -253,7 +218,7 @@ def load_dataset(folder: str | Path, warn=None) -> Dataset:
                 "Every dataset needs train, valid and test rows; re-split with `sigerec data import --split mmrec`."
             )
         splits[split] = Dataset.interaction_matrix(users[rows], items[rows], n_users, n_items)
-    features = load_features(folder, n_items)
+    features = read_features(folder, n_items)
     return Dataset(
         name=dataset_name(path),
         n_users=n_users,

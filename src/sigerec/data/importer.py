@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sigerec.data.atomic import ITEM_COLUMN, LABEL_COLUMN, SPLIT_LABELS, USER_COLUMN
+from sigerec.data.feature_files import feature_files
 from sigerec.data.id_maps import ITEM_MAP_FILE, RAW_ID_COLUMN, USER_MAP_FILE
 from sigerec.data.kcore import kcore_filter
 from sigerec.data.splitting import (
@@ -277,7 +278,7 @@ def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list
         for path in other_inters:
             path.unlink()
         notes.append(f"{out_dir}: replaced the dataset that was there ({', '.join(p.name for p in conflicts)}).")
-        features = sorted(p.name for p in out_dir.glob("*_feat.npy"))
+        features = [path.name for path in feature_files(out_dir).values()]
         if features:
             notes.append(
                 f"{out_dir}: {', '.join(features)} were made for the old item ids; re-encode them for this dataset."

@@ -16,10 +16,10 @@ from sigerec.data.atomic import (
     dataset_name,
     drop_like_mmrec,
     find_interaction_file,
-    load_features,
     read_interactions,
 )
 from sigerec.data.builtin import resolve_data_path
+from sigerec.data.feature_files import read_features, read_provenance, source_files
 from sigerec.data.splitting import TRAIN
 from sigerec.errors import SigerecError
 
@@ -70,13 +70,11 @@ def _feature_stats(folder: Path, n_items: int) -> dict[str, dict]:
     Features written by ``sigerec encode`` record which items were mean-filled, so their
     coverage is exact; for other files it is the share of rows that are not all zeros.
     """
-    from sigerec.features.store import read_feature_metadata, source_files
-
     stats = {}
-    for modality, features in load_features(folder, n_items).items():
-        metadata = read_feature_metadata(folder, modality)
-        if metadata is not None and metadata.get("n_items") == n_items:
-            coverage, source = float(metadata["coverage"]), " + ".join(source_files(metadata))
+    for modality, features in read_features(folder, n_items).items():
+        provenance = read_provenance(folder, modality)
+        if provenance is not None and provenance.get("n_items") == n_items:
+            coverage, source = float(provenance["coverage"]), " + ".join(source_files(provenance))
         else:
             coverage, source = float(np.any(features != 0, axis=1).mean()), ""
         stats[modality] = {"dim": int(features.shape[1]), "coverage": coverage, "source": source}
