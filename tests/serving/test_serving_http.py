@@ -24,10 +24,10 @@ import uvicorn
 from typer.testing import CliRunner
 
 from sigerec.cli.main import app as cli_app
-from sigerec.cli.serve_command import listening_socket
 from sigerec.errors import SigerecError
-from sigerec.serving.app import INDEX_VARIABLE, MODEL_DIR_VARIABLE, app_from_environment, create_app
+from sigerec.serving.app import create_app
 from sigerec.serving.model_folder import FORMAT_VERSION, ModelFolder, export_run
+from sigerec.serving.server import INDEX_VARIABLE, MODEL_DIR_VARIABLE, app_from_environment, listening_socket
 from sigerec.serving.service import RecommendationService
 
 N_USERS, N_ITEMS, DIM = 30, 60, 8

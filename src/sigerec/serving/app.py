@@ -16,11 +16,10 @@ was wrong.
 
 The service is read-only after construction and each request keeps its state in local
 variables, so requests may be answered concurrently; `create_app` says where they run and why.
+Everything about the server process (sockets, threads, workers) is in ``server.py``.
 """
 
-import gc
 import logging
-import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -32,13 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import sigerec
-from sigerec.errors import SigerecError
-from sigerec.serving.model_folder import ModelFolder
 from sigerec.serving.service import Recommendation, RecommendationService, UnknownIdError
-
-# `sigerec serve --workers N` starts N processes, each of which builds its app from these.
-MODEL_DIR_VARIABLE = "SIGEREC_MODEL_DIR"
-INDEX_VARIABLE = "SIGEREC_INDEX"
 
 logger = logging.getLogger("sigerec.serving")
 
@@ -185,45 +178,4 @@ def create_app(service: RecommendationService, in_threadpool: bool | None = None
         logger.error("unexpected %s in %s %s", type(error).__name__, request.method, request.url.path)
         return JSONResponse({"detail": "internal server error; the server log has the details"}, status_code=500)
 
-    return app
-
-
-def freeze_loaded_objects() -> None:
-    """Move everything loaded so far (the model) out of the garbage collector's sight.
-
-    The model lives as long as the server process, so scanning it again in every collection
-    only adds latency spikes: freezing took p99 at 8 clients from 18 to under 10 ms. For
-    server processes only (it is never undone).
-    """
-    gc.collect()
-    gc.freeze()
-
-
-def use_one_thread_per_request() -> None:
-    """Limit BLAS and OpenMP to one thread in this process and in the workers it starts.
-
-    A ranking is one matrix-vector product over the catalogue, too small to gain from a second
-    thread, and concurrent requests already use the cores. With OpenBLAS's default of a thread
-    per core, a 23,033 x 64 product on 2 busy cores had a p99 of 9-12 ms instead of 0.2 ms.
-    """
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = "1"  # read by libraries loaded later, e.g. in worker processes
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # numpy is already loaded here; without threadpoolctl its threads stay
-        logger.warning("threadpoolctl is not installed: BLAS keeps one thread per core (pip install threadpoolctl)")
-        return
-    threadpool_limits(1)
-
-
-def app_from_environment() -> FastAPI:
-    """Uvicorn factory used by ``sigerec serve --workers N``: each worker loads the model folder
-    named by ``SIGEREC_MODEL_DIR`` (and the index kind ``SIGEREC_INDEX``, default auto)."""
-    model_dir = os.environ.get(MODEL_DIR_VARIABLE)
-    if not model_dir:
-        raise SigerecError(f"set {MODEL_DIR_VARIABLE} to a model folder, or start the server with `sigerec serve`.")
-    service = RecommendationService(ModelFolder.load(model_dir), os.environ.get(INDEX_VARIABLE, "auto"))
-    use_one_thread_per_request()  # after the service, so that FAISS's OpenMP, if loaded, is limited too
-    app = create_app(service)
-    freeze_loaded_objects()
     return app
