@@ -19,7 +19,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sigerec demo
 
+# Lint and format checks first: they take seconds and name the file and line to fix.
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)
