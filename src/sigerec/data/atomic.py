@@ -1,5 +1,9 @@
 """Read MMRec-style dataset folders: ``<name>.inter`` plus ``<modality>_feat.npy`` files.
 
+"Atomic files" is RecBole's name for its data files, one per kind of data (``.inter``,
+``.user``, ``.item``, ``.kg``, ...), of which MMRec keeps ``.inter``; the word has nothing to do
+with the crash-safe writes of ``sigerec.safe_write``.
+
 A folder holds one interaction file (``<name>.inter``, optionally gzip-compressed as
 ``<name>.inter.gz``), tab separated with header ``userID itemID [rating] [timestamp]
 x_label`` (0/1/2 = train/valid/test, LF or CRLF line endings), and any number of feature

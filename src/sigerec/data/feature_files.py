@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sigerec.atomic_io import atomic_write
 from sigerec.errors import SigerecError
+from sigerec.safe_write import atomic_write
 
 FEATURE_SUFFIX = "_feat.npy"
 PROVENANCE_SUFFIX = "_feat.json"

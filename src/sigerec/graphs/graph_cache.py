@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sigerec.atomic_io import atomic_write
 from sigerec.errors import SigerecError
+from sigerec.safe_write import atomic_write
 
 # Bump when a builder's output changes for the same inputs, so that no old file is reused.
 CACHE_FORMAT_VERSION = 1

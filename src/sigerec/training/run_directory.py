@@ -10,8 +10,8 @@ from typing import Any
 import torch
 import yaml
 
-from sigerec.atomic_io import atomic_write
 from sigerec.errors import SigerecError
+from sigerec.safe_write import atomic_write
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"

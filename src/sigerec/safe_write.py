@@ -1,4 +1,9 @@
-"""Crash-safe file writes shared by run folders, feature files and graph caches."""
+"""Crash-safe file writes shared by run folders, feature files and graph caches.
+
+A file is written beside its target and renamed onto it, so a crash leaves the old file or the
+new one, never half of one (an "atomic write" in the file-system sense). Not to be confused with
+``sigerec.data.atomic``, which reads MMRec's "atomic files", the ``.inter`` interaction format.
+"""
 
 from __future__ import annotations
 
