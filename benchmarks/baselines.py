@@ -27,6 +27,7 @@ from common import (
     DEFAULT_DATA_ROOT,
     REPO,
     RESULTS,
+    add_output_options,
     device_label,
     load_results,
     provenance,
@@ -59,14 +60,13 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--datasets", default=DATASETS)
     parser.add_argument("--models", default=MODELS)
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "benchmarks", help="Run folders go here.")
-    parser.add_argument("--results", type=Path, default=None, help="Default: by --device (see above).")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--section", default=None, help="Marker name of the docs section (default: by --device).")
     parser.add_argument("--epochs", type=int, default=None, help="Epoch cap (smoke tests only).")
     parser.add_argument("--parallel", type=int, default=1, help="Runs at a time (e.g. several on one GPU).")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    add_output_options(
+        parser, None, runs=REPO / "runs" / "benchmarks", results_help="Default: by --device (see above)."
+    )
     args = parser.parse_args()
     args.results = args.results or results_path(args.device)
     args.section = args.section or section_name(args.device)

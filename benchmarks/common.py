@@ -20,11 +20,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
+BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
 # Options that only say where run folders, docs or plots go: no result depends on them, so the
 # command recorded with a result leaves them out (and with them any private path).
 OUTPUT_OPTIONS = ("--out", "--doc", "--plot")
 # The paths whose uncommitted changes can change a result.
 MEASURED_CODE = ("src", "benchmarks/*.py", "pyproject.toml")
+
+
+def add_output_options(
+    parser, results: Path | None, doc: Path = BENCHMARKS_DOC, runs: Path | None = None, results_help: str | None = None
+) -> None:
+    """The options every script that writes a docs table shares: where its run folders, results
+    file and docs page are, and ``--from-results`` to re-render the page without measuring."""
+    if runs is not None:
+        parser.add_argument("--out", type=Path, default=runs, help="Run folders go here.")
+    parser.add_argument("--results", type=Path, default=results, help=results_help)
+    parser.add_argument("--doc", type=Path, default=doc)
+    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
 
 
 def train_in_subprocess(
@@ -40,19 +53,8 @@ def train_in_subprocess(
 
     ``cpus`` pins the process with ``taskset -c``; ``threads`` sets the torch/OpenMP threads.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "sigerec.cli.main",
-        "train",
-        "--data",
-        str(data),
-        "--model",
-        model,
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    command = [sys.executable, "-m", "sigerec.cli.main", "train", "--data", str(data), "--model", model]
+    command += ["--out", str(out), "--quiet"]
     for key, value in (settings or {}).items():
         command += ["--set", f"{key}={value}"]
     command += extra or []

@@ -17,16 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import (
-    DEFAULT_DATA_ROOT,
-    REPO,
-    RESULTS,
-    markdown_table,
-    provenance,
-    provenance_sentence,
-    save_results,
-    write_section,
-)
+import common
 
 from sigerec.features.encode import encode_item_file
 from sigerec.features.image import ImageEncoder
@@ -101,31 +92,29 @@ def image_run(work: Path, copies: int = 96) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
-    parser.add_argument("--results", type=Path, default=RESULTS / "encoders.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    parser.add_argument("--data-root", type=Path, default=common.DEFAULT_DATA_ROOT)
+    common.add_output_options(parser, common.RESULTS / "encoders.json")
     args = parser.parse_args()
     if not args.from_results:
-        record = provenance()
+        record = common.provenance()
         with tempfile.TemporaryDirectory() as work:
             rows = text_runs(args.data_root, Path(work)) + [image_run(Path(work))]
-        save_results(args.results, rows, record)
+        common.save_results(args.results, rows, record)
         for row in rows:
             print(row)
-    write_section(args.doc, "encoders", section_content(json.loads(args.results.read_text())))
+    common.write_section(args.doc, "encoders", section_content(json.loads(args.results.read_text())))
 
 
 def section_content(results: dict) -> str:
     """The table of a results file, after its command, machine, commit and date."""
-    table = markdown_table(
+    table = common.markdown_table(
         ["input", "model", "items", "items / s", "seconds"],
         [
             [r["input"], r["model"], f"{r['items']:,}", f"{r['items_per_second']:.1f}", f"{r['encode_seconds']:.1f}"]
             for r in results["rows"]
         ],
     )
-    return f"{provenance_sentence(results)}\n\n{table}"
+    return f"{common.provenance_sentence(results)}\n\n{table}"
 
 
 if __name__ == "__main__":

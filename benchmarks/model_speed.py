@@ -29,6 +29,7 @@ import numpy as np
 from common import (
     REPO,
     RESULTS,
+    add_output_options,
     markdown_table,
     provenance,
     provenance_sentence,
@@ -60,10 +61,7 @@ def main() -> None:
     parser.add_argument("--shared-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--clothing-epochs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "model-speed")
-    parser.add_argument("--results", type=Path, default=RESULTS / "model_speed.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    add_output_options(parser, RESULTS / "model_speed.json", runs=REPO / "runs" / "model-speed")
     args = parser.parse_args()
 
     if not args.from_results:

@@ -34,6 +34,7 @@ from pathlib import Path
 from common import (
     REPO,
     RESULTS,
+    add_output_options,
     describe_features,
     device_label,
     feature_sources,
@@ -519,16 +520,15 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[], help="key=value for every run.")
     parser.add_argument("--ablation", action="store_true", help="Run the SIGE ablation variants instead.")
     parser.add_argument("--variants", default=",".join(ABLATION_VARIANTS), help="Ablation variants to run.")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "multimodal", help="Run folders go here.")
-    parser.add_argument("--results", type=Path, default=None, help="Default benchmarks/results/<section>.json.")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--plot", type=Path, default=None, help="Default: img/multimodal.png beside --doc.")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="Epoch cap (smoke tests only).")
     parser.add_argument("--parallel", type=int, default=1, help="Runs at a time (e.g. several on one GPU).")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
     parser.add_argument(
         "--add-runs", nargs="+", type=Path, default=[], help="Finished run folders to add to --results, then the docs."
+    )
+    add_output_options(
+        parser, None, runs=REPO / "runs" / "multimodal", results_help="Default benchmarks/results/<section>.json."
     )
     args = parser.parse_args()
     args.datasets = args.datasets or ("ml100k" if args.ablation else DEFAULT_DATASETS)

@@ -46,6 +46,7 @@ from urllib.parse import quote
 from common import (
     REPO,
     RESULTS,
+    add_output_options,
     markdown_table,
     provenance,
     provenance_list,
@@ -296,9 +297,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--url", help="Measure a server already running at this URL instead of starting one.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=RESULTS / "serving.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    add_output_options(parser, RESULTS / "serving.json")
     args = parser.parse_args()
     if args.from_results:
         write_section(args.doc, "serving", section_content(json.loads(args.results.read_text())))

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import REPO, markdown_table, write_section
+from common import REPO, RESULTS, add_output_options, markdown_table, write_section
 from multimodal import _order, load_results, run_jobs
 
 SECTION = "sige-defaults"
@@ -208,13 +208,12 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=REPO / ".bench_data", help="From prepare_data.py.")
     parser.add_argument("--datasets", default=SELECTION_DATASETS)
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="Comma list of candidate names.")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "sige-defaults", help="Run folders go here.")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "sige_defaults.json")
     parser.add_argument("--baselines", type=Path, default=REPO / "benchmarks" / "results" / "multimodal.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "sige.md")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--parallel", type=int, default=1)
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the doc from --results.")
+    add_output_options(
+        parser, RESULTS / "sige_defaults.json", doc=REPO / "docs" / "sige.md", runs=REPO / "runs" / "sige-defaults"
+    )
     args = parser.parse_args()
     args.epochs = None
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, machine_description, markdown_table, write_section
+from common import REPO, RESULTS, add_output_options, machine_description, markdown_table, write_section
 from multimodal import parse_settings, settings_label
 
 from sigerec.training.run_directory import RunDirectory
@@ -222,10 +222,9 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[], help="key=value for SIGE.")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--every", type=int, default=1, help="Probe every n-th batch (1: all).")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "diagnosis", help="Run folders go here.")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "sige_diagnosis.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "sige.md")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the doc from --results.")
+    add_output_options(
+        parser, RESULTS / "sige_diagnosis.json", doc=REPO / "docs" / "sige.md", runs=REPO / "runs" / "diagnosis"
+    )
     args = parser.parse_args()
 
     results = json.loads(args.results.read_text()) if args.results.exists() else []

@@ -15,48 +15,35 @@ import json
 import os
 from pathlib import Path
 
-from common import (
-    DEFAULT_DATA_ROOT,
-    REPO,
-    RESULTS,
-    markdown_table,
-    provenance,
-    provenance_sentence,
-    save_results,
-    train_in_subprocess,
-    write_section,
-)
+import common
 
 SECTION = "speed"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--data-root", type=Path, default=common.DEFAULT_DATA_ROOT)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "speed")
-    parser.add_argument("--results", type=Path, default=RESULTS / "speed.json")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--from-results", action="store_true", help="Only rewrite the docs from --results.")
+    common.add_output_options(parser, common.RESULTS / "speed.json", runs=common.REPO / "runs" / "speed")
     args = parser.parse_args()
 
     if not args.from_results:
-        record = provenance()
+        record = common.provenance()
         all_cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
         settings = {"n_layers": 1, "epochs": args.epochs, "stopping_step": 1000}
         rows = []
         for label, cpus, threads in [("1 core", "0", 1), (f"{len(all_cores.split(','))} cores", all_cores, None)]:
-            summary = train_in_subprocess(args.data_root / "baby", "lightgcn", args.out, settings, cpus, threads)
+            summary = common.train_in_subprocess(args.data_root / "baby", "lightgcn", args.out, settings, cpus, threads)
             keys = ("train_seconds_per_epoch", "eval_seconds", "peak_memory_mb", "torch_threads", "epochs")
             rows.append({"cores": label, **{k: summary[k] for k in keys}})
             print(rows[-1], flush=True)
-        save_results(args.results, rows, record)
-    write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
+        common.save_results(args.results, rows, record)
+    common.write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
 
 
 def section_content(results: dict) -> str:
     """The table of a results file, after its command, machine, commit and date."""
-    table = markdown_table(
+    table = common.markdown_table(
         [
             "LightGCN n_layers=1, Baby",
             "s / training epoch",
@@ -75,7 +62,7 @@ def section_content(results: dict) -> str:
             for r in results["rows"]
         ],
     )
-    return f"{provenance_sentence(results)}\n\n{table}"
+    return f"{common.provenance_sentence(results)}\n\n{table}"
 
 
 if __name__ == "__main__":

@@ -48,42 +48,18 @@ def test_bad_item_files_are_explained_with_exit_code_2(tiny_dataset_dir, tmp_pat
     assert code == 2 and expected in output and "Traceback" not in output
 
 
-def test_missing_model_path_names_the_option(tiny_dataset_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "columns", "missing_path_option"),
+    [("text", ["--text-cols", "title"], "--model-path"), ("image", ["--image-col", "title"], "--images-root")],
+)
+def test_a_missing_model_or_images_folder_names_its_option(
+    tiny_dataset_dir, tmp_path, command, columns, missing_path_option
+):
     items = tmp_path / "items.csv"
-    items.write_text("id,title\n0,a\n")
-    code, output = _run(
-        "encode",
-        "text",
-        str(items),
-        "--data",
-        str(tiny_dataset_dir),
-        "--id-col",
-        "id",
-        "--text-cols",
-        "title",
-        "--model-path",
-        str(tmp_path / "no-model"),
-    )
-    assert code == 2 and "--model-path" in output
-
-
-def test_image_command_checks_the_images_root(tiny_dataset_dir, tmp_path):
-    items = tmp_path / "items.csv"
-    items.write_text("id,photo\n0,a.png\n")
-    code, output = _run(
-        "encode",
-        "image",
-        str(items),
-        "--data",
-        str(tiny_dataset_dir),
-        "--id-col",
-        "id",
-        "--image-col",
-        "photo",
-        "--images-root",
-        str(tmp_path / "nowhere"),
-    )
-    assert code == 2 and "--images-root" in output
+    items.write_text("id,title\n0,a.png\n")
+    options = ["--id-col", "id", *columns, missing_path_option, str(tmp_path / "nowhere")]
+    code, output = _run("encode", command, str(items), "--data", str(tiny_dataset_dir), *options)
+    assert code == 2 and missing_path_option in output
 
 
 @pytest.mark.parametrize("command", ["text", "image"])

@@ -64,22 +64,8 @@ def test_interrupted_run_resumes_to_the_same_metrics(baby_subset_dir, tmp_path):
 
 @pytest.mark.slow
 def test_run_killed_by_sigkill_resumes_from_its_last_checkpoint(baby_subset_dir, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "sigerec.cli.main",
-        "train",
-        "--data",
-        str(baby_subset_dir),
-        "--model",
-        "bpr",
-        "--epochs",
-        "12",
-        "--set",
-        "stopping_step=50",
-        "--quiet",
-        "--out",
-    ]
+    command = [sys.executable, "-m", "sigerec.cli.main", "train", "--data", str(baby_subset_dir), "--model", "bpr"]
+    command += ["--epochs", "12", "--set", "stopping_step=50", "--quiet", "--out"]
     subprocess.run(command + [str(tmp_path / "full")], check=True, capture_output=True)
     process = subprocess.Popen(command + [str(tmp_path / "cut")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

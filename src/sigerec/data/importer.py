@@ -147,19 +147,18 @@ def _interaction_rows(table: RawTable, options: ImportOptions) -> pd.DataFrame:
     return rows
 
 
+NOT_A_SPLIT_LABEL = (
+    "is not a split label; --split none needs 0/1/2 or train/valid/test "
+    "(or choose --split mmrec or temporal-loo to make a split)"
+)
+
+
 def _given_labels(table: RawTable, name: str) -> np.ndarray:
     values = column(table, name, "--label-col (for --split none)")
     labels = labels_from_column(values)
     bad = labels == UNRECOGNISED_LABEL
     if bad.any():
-        raise first_bad_row(
-            table,
-            bad,
-            name,
-            values,
-            "is not a split label; --split none needs 0/1/2 or train/valid/test "
-            "(or choose --split mmrec or temporal-loo to make a split)",
-        )
+        raise first_bad_row(table, bad, name, values, NOT_A_SPLIT_LABEL)
     return labels
 
 

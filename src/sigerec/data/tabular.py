@@ -200,6 +200,12 @@ def number_column(table: RawTable, name: str, option: str) -> np.ndarray:
     return numeric
 
 
+NOT_A_TIME = (
+    "is neither a number (Unix time) nor an ISO date such as 2021-03-04 or 2021-03-04T10:00:00 "
+    "(the column must hold one kind throughout)"
+)
+
+
 def timestamp_column(table: RawTable, name: str) -> np.ndarray:
     """Seconds since 1970: numbers as given, or ISO dates ('2021-03-04T10:00:00') converted."""
     values = column(table, name, "--time-col")
@@ -209,12 +215,5 @@ def timestamp_column(table: RawTable, name: str) -> np.ndarray:
     dates = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
     bad = dates.isna().to_numpy()
     if bad.any():
-        raise first_bad_row(
-            table,
-            bad,
-            name,
-            values,
-            "is neither a number (Unix time) nor an ISO date such as 2021-03-04 or 2021-03-04T10:00:00 "
-            "(the column must hold one kind throughout)",
-        )
+        raise first_bad_row(table, bad, name, values, NOT_A_TIME)
     return ((dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)

@@ -27,7 +27,8 @@ class Recommender(nn.Module):
     is the inner product of ``embeddings()``), ``pre_epoch(epoch)`` (resample per-epoch
     structure, e.g. FREEDOM's graph pruning, before that epoch's batches) and provide
     ``loss_terms(users, positives, negatives)`` (the loss as named terms that sum to it, logged
-    per epoch). Multimodal models set ``needs_features`` and call ``require_features``,
+    per epoch). Multimodal models set ``needs_features`` (then ``self.modalities`` lists the
+    dataset's modalities, or the constructor refuses a dataset without any) and use
     ``register_features`` and ``features`` for their content. ``tests/models/test_contract.py``
     checks every registered model against this contract.
     """
@@ -46,6 +47,8 @@ class Recommender(nn.Module):
         self.n_items = dataset.n_items
         self.config = config
         self.device = torch.device(device)
+        if self.needs_features:  # the same error for every model, before anything is built
+            self.modalities = self.require_features(dataset, type(self).__name__)
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

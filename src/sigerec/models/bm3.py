@@ -116,7 +116,6 @@ class BM3(Recommender):
 
     def __init__(self, dataset: Dataset, config: BM3Config, device="cpu"):
         super().__init__(dataset, config, device)
-        self.modalities = self.require_features(dataset, "BM3")
         size = config.embedding_size
         self.user_embedding = id_embedding(self.n_users, size)  # [n_users, d]
         self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]

@@ -98,7 +98,6 @@ class FREEDOM(Recommender):
 
     def __init__(self, dataset: Dataset, config: FREEDOMConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        self.modalities = self.require_features(dataset, "FREEDOM")
         size = config.embedding_size
         self.user_embedding = id_embedding(self.n_users, size)  # [n_users, d]
         self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]

@@ -146,7 +146,6 @@ class LGMRec(Recommender):
 
     def __init__(self, dataset: Dataset, config: LGMRecConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        self.modalities = self.require_features(dataset, "LGMRec")
         size = config.embedding_size
         self.user_embedding = id_embedding(self.n_users, size)  # [n_users, d]
         self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]

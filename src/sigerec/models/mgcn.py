@@ -67,11 +67,9 @@ class MGCN(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        modalities = self.require_features(dataset, "MGCN")
-        graphs = {m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=True) for m in modalities}
+        graphs = {m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=True) for m in self.modalities}
         self.build(
             dataset,
-            "MGCN",
             graphs,
             n_ui_layers=config.n_ui_layers,
             n_ii_layers=config.n_ii_layers,

@@ -101,7 +101,6 @@ class BehaviourSemanticRecommender(Recommender):
     def build(
         self,
         dataset: Dataset,
-        label: str,
         item_graphs: dict[str, sp.spmatrix],
         n_ui_layers: int,
         n_ii_layers: int,
@@ -109,7 +108,6 @@ class BehaviourSemanticRecommender(Recommender):
         fuser: str,
         train_features: bool,
     ) -> None:
-        self.modalities = self.require_features(dataset, label)
         self.n_ui_layers, self.n_ii_layers, self.gated = n_ui_layers, n_ii_layers, gate
         size = self.config.embedding_size
         self.embedding = joint_id_embedding(self.n_users, self.n_items, size)

@@ -119,11 +119,9 @@ class SIGE(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: SIGEConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        modalities = self.require_features(dataset, "SIGE")
         self.build(
             dataset,
-            "SIGE",
-            self._semantic_graphs(dataset, modalities),
+            self._semantic_graphs(dataset, self.modalities),
             n_ui_layers=config.n_ui_layers,
             n_ii_layers=config.n_ii_layers,
             gate=config.modality_gate,

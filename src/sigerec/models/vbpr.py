@@ -58,8 +58,7 @@ class VBPR(Recommender):
 
     def __init__(self, dataset: Dataset, config: VBPRConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        modalities = self.require_features(dataset, "VBPR")
-        features = np.concatenate([dataset.features[m] for m in modalities], axis=1)
+        features = np.concatenate([dataset.features[m] for m in self.modalities], axis=1)
         # Not persistent: the features are reloaded with the dataset, so checkpoints stay
         # small (4096-d image features of every item would dwarf the trained weights), and
         # the buffer still follows the model in ``.to(device)``.
