@@ -23,6 +23,7 @@ import baselines
 import encoders
 import model_speed
 import multimodal
+import same_numbers
 import serving_load
 import speed
 from common import REPO, RESULTS, load_results, replace_section
@@ -51,6 +52,7 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         multimodal.ABLATION_SECTION: lambda: multimodal.ablation_content(load_results(results / "sige_ablation.json")),
         "model-speed": lambda: model_speed.section_content(read("model_speed.json")),
         "serving": lambda: serving_load.section_content(read("serving.json")),
+        same_numbers.SECTION: lambda: same_numbers.section_content(read("same_numbers.json")),
     }
 
 
