@@ -66,11 +66,12 @@ class VBPR(Recommender):
             "item_features", torch.as_tensor(features, dtype=torch.float32), persistent=False
         )  # [n_items, F]
         size = config.embedding_size
-        # The projection's default init draws come before the tables' (MMRec's order), then
-        # its weight is redrawn Xavier-normal: a seed gives the weights it always gave.
-        self.feature_projection = nn.Linear(features.shape[1], size)
+        # The projection's default init draws come before the tables' and it is registered after
+        # them, as always: a seed gives the same weights, and checkpoints keep their order.
+        projection = nn.Linear(features.shape[1], size)
         self.user_embedding = id_embedding(self.n_users, 2 * size)  # [n_users, 2d]
         self.item_embedding = id_embedding(self.n_items, size)  # [n_items, d]
+        self.feature_projection = projection
         nn.init.xavier_normal_(self.feature_projection.weight)
         nn.init.zeros_(self.feature_projection.bias)
 
