@@ -107,7 +107,7 @@ def section_content(results: dict) -> str:
             for row in results["rows"]
         ],
     )
-    base = f"Base: `{results['base']}`; new: the commit below."
+    base = f"Base: `{results['base']}`; new: the commit named here."
     return f"{provenance_sentence(results)} {base}\n\n{table}"
 
 
