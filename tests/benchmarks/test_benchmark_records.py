@@ -166,6 +166,12 @@ def _fake_results(folder: Path) -> None:
         row["peak_memory_mb"] = 600
     (folder / "model_speed.json").write_text(json.dumps({**record, "rows": model_rows}))
     (folder / "serving.json").write_text(json.dumps({"rows": [_serving_row("user", 1, 1)]}))
+    same_rows = [
+        {"model": "bpr", "dataset": "ml100k", "epochs": 2, "same_losses": True, "same_metrics": True}
+        | {"same_weights": True, "base_test_recall@20": 0.1, "new_test_recall@20": 0.1}
+    ]
+    same_record = {**RECORD, "commit": "abc1234", "measured": "2026-12-01", "base": "c955886"}
+    (folder / "same_numbers.json").write_text(json.dumps({**same_record, "rows": same_rows}))
 
 
 def test_every_rendered_table_names_its_command_machine_commit_and_date(tmp_path):
@@ -183,6 +189,7 @@ def test_every_rendered_table_names_its_command_machine_commit_and_date(tmp_path
         "sige-ablation",
         "model-speed",
         "serving",
+        "same-numbers",
     }
     for name, content in sections.items():
         text = content()
