@@ -30,7 +30,7 @@ def test_unknown_key_suggests_the_closest_known_key():
 
 
 def test_wrong_type_names_the_key_and_the_expected_type():
-    with pytest.raises(SigerecError, match="'n_layers' must be int"):
+    with pytest.raises(SigerecError, match="'n_layers' must be an integer"):
         resolve_config("lightgcn", "baby", overrides={"n_layers": "two"})
 
 
@@ -142,3 +142,39 @@ def test_range_descriptions():
     assert Range(0, 1, low_inclusive=False).describe() == "in (0, 1]"
     assert Range(low=0).describe() == ">= 0" and Range(low=0, low_inclusive=False).describe() == "> 0"
     assert Range(0, 1, high_inclusive=False).contains(0.0) and not Range(0, 1, high_inclusive=False).contains(1.0)
+
+
+def test_settings_are_checked_once_on_the_result_of_every_layer(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("dropout: 1.5\n")
+    config = resolve_config("freedom", "baby", path, {"dropout": 0.5})  # --set replaces the bad value
+    assert config.model_params.dropout == 0.5
+    with pytest.raises(SigerecError, match=rf"^{path}: setting 'dropout' must be in \[0, 1\), got 1.5"):
+        resolve_config("freedom", "baby", path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"learning_rate": float("nan")}, "'learning_rate' must be a finite number"),
+        ({"learning_rate_scheduler": [0.9, 50, 3]}, "'learning_rate_scheduler' must be a list of 2 values"),
+        ({"learning_rate_scheduler": [0.9, 0]}, "'learning_rate_scheduler' must be a list of values each > 0"),
+        ({"topk": []}, "'topk' must list at least one cut-off"),
+    ],
+)
+def test_values_no_type_allows_are_refused(setting, message):
+    with pytest.raises(SigerecError, match=message):
+        resolve_config("bpr", "baby", overrides=setting)
+
+
+def test_a_saved_run_with_a_value_now_refused_says_which_file_to_edit(tiny_dataset_dir, tmp_path):
+    import yaml
+
+    from sigerec.training import runner
+
+    run, _ = runner.train(resolve_config("bpr", str(tiny_dataset_dir), overrides={"epochs": 1}), tmp_path / "runs")
+    saved = yaml.safe_load(run.file("config.yaml").read_text())
+    saved["model_params"]["reg_weight"] = -0.001  # accepted by versions before settings had ranges
+    run.file("config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(SigerecError, match=r"'reg_weight' must be >= 0.*edit 'reg_weight' in .*config.yaml"):
+        runner.evaluate_run(run.path)

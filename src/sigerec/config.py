@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from functools import cache
@@ -36,6 +37,8 @@ class Range:
     high_inclusive: bool = True
 
     def contains(self, value: float) -> bool:
+        if math.isnan(value):  # NaN compares false with everything, so it would pass every bound
+            return False
         if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
             return False
         return self.high is None or (value < self.high or (value == self.high and self.high_inclusive))
@@ -57,9 +60,26 @@ UnitInterval = Annotated[float, Range(0, 1)]  # a weight or share, both ends all
 DropoutRate = Annotated[float, Range(0, 1, high_inclusive=False)]  # 1 would drop everything
 
 
+class SettingError(SigerecError):
+    """A setting's value that its declared type does not accept; ``key`` names the setting."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def _value_problem(value: Any, annotation: Any) -> str | None:
     """What ``value`` should be instead, or None when ``annotation`` accepts it."""
     origin = typing.get_origin(annotation)
+    if annotation is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if annotation is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if annotation is float:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number and math.isfinite(value) else "a finite number"
+    if annotation is str:
+        return None if isinstance(value, str) else "text"
     if origin is Annotated:
         base, *extras = typing.get_args(annotation)
         problem = _value_problem(value, base)
@@ -72,10 +92,14 @@ def _value_problem(value: Any, annotation: Any) -> str | None:
     if origin is Literal:
         choices = typing.get_args(annotation)
         return None if value in choices else "one of " + ", ".join(str(c) for c in choices)
-    if origin is tuple and isinstance(value, tuple):
-        element = typing.get_args(annotation)[0]
-        for item in value:
-            problem = _value_problem(item, element)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return "a list"
+        elements = typing.get_args(annotation)
+        if elements[-1] is not Ellipsis and len(value) != len(elements):
+            return f"a list of {len(elements)} values"
+        for position, item in enumerate(value):
+            problem = _value_problem(item, elements[0] if elements[-1] is Ellipsis else elements[position])
             if problem is not None:
                 return f"a list of values each {problem}"
     return None
@@ -92,11 +116,12 @@ def check_settings(config: Any) -> None:
         value = getattr(config, name)
         problem = _value_problem(value, annotation)
         if problem is not None:
-            raise SigerecError(f"setting '{name}' must be {problem}, got {value!r}.")
+            raise SettingError(name, f"setting '{name}' must be {problem}, got {value!r}.")
 
 
 class CheckedSettings:
-    """Mixin of every config dataclass: its fields are checked whenever one is built or replaced."""
+    """Mixin of every config dataclass: its fields are checked whenever one is built or replaced
+    (so a config made in code is checked too, not only one read from files and flags)."""
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -108,7 +133,7 @@ class TrainingConfig(CheckedSettings):
 
     learning_rate: PositiveFloat = 1e-3
     # lr at epoch e is learning_rate * a ** (e / b), as MMRec's LambdaLR.
-    learning_rate_scheduler: tuple[float, float] = (1.0, 50.0)
+    learning_rate_scheduler: tuple[PositiveFloat, PositiveFloat] = (1.0, 50.0)
     weight_decay: NonNegativeFloat = 0.0
     train_batch_size: PositiveInt = 2048
     epochs: PositiveInt = 1000
@@ -180,22 +205,27 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
         pass
     else:
         return value
-    expected = getattr(annotation, "__name__", str(annotation))
-    raise SigerecError(f"{source}: setting '{key}' must be {expected}, got {value!r}.")
+    expected = _value_problem(value, annotation) or getattr(annotation, "__name__", str(annotation))
+    raise SettingError(key, f"{source}: setting '{key}' must be {expected}, got {value!r}.")
 
 
-def apply_overrides(config: Any, overrides: dict[str, Any], source: str) -> Any:
-    """A copy of ``config`` with ``overrides`` applied and checked; errors name ``source``."""
-    types = _field_types(type(config))
-    changes = {}
-    for key, value in overrides.items():
+def coerce_settings(config_class: type, settings: dict[str, Any], source: str) -> dict[str, Any]:
+    """``settings`` turned into ``config_class``'s field types (not yet range-checked)."""
+    types = _field_types(config_class)
+    coerced = {}
+    for key, value in settings.items():
         if key not in types:
             raise unknown_key_error(key, list(types), source)
-        changes[key] = _coerce(value, types[key], key, source)
+        coerced[key] = _coerce(value, types[key], key, source)
+    return coerced
+
+
+def build_config(config_class: type, values: dict[str, Any], sources: dict[str, str]) -> Any:
+    """``config_class(**values)``, checked once; an error names the source of the bad value."""
     try:
-        return dataclasses.replace(config, **changes)
-    except SigerecError as error:
-        raise SigerecError(f"{source}: {error}") from None
+        return config_class(**values)
+    except SettingError as error:
+        raise SettingError(error.key, f"{sources.get(error.key, 'default')}: {error}") from None
 
 
 def unknown_key_error(key: str, known: list[str], source: str) -> SigerecError:
@@ -283,36 +313,20 @@ def resolve_run_config(
     model_config_class: type,
     layers: list[tuple[str, dict[str, Any]]],
 ) -> RunConfig:
-    """Apply ``layers`` (``(source, settings)`` in increasing priority) over the defaults."""
-    training: TrainingConfig = TrainingConfig()
-    model_params = model_config_class()
+    """Apply ``layers`` (``(source, settings)`` in increasing priority) over the defaults.
+
+    Values are checked once, on the result: a bad value in one layer that a later layer
+    replaces is no error, and an error names the layer its value came from.
+    """
+    training_values: dict[str, Any] = {}
+    model_values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for source, settings in layers:
         settings = {k: v for k, v in settings.items() if k not in {"model", "data"}}
         training_part, model_part = split_settings(settings, model_config_class, source)
-        training = apply_overrides(training, training_part, source)
-        model_params = apply_overrides(model_params, model_part, source)
-    validate_training_config(training)
+        training_values.update(coerce_settings(TrainingConfig, training_part, source))
+        model_values.update(coerce_settings(model_config_class, model_part, source))
+        sources.update(dict.fromkeys(settings, source))
+    training = build_config(TrainingConfig, training_values, sources)
+    model_params = build_config(model_config_class, model_values, sources)
     return RunConfig(model=model_name, data=data, training=training, model_params=model_params)
-
-
-def validate_training_config(config: TrainingConfig) -> None:
-    """What the field types cannot say: settings that depend on each other or on the machine."""
-    from sigerec.evaluation.metrics import METRIC_NAMES
-
-    if not config.topk:
-        raise SigerecError("setting 'topk' must list at least one cut-off, e.g. [10, 20].")
-    if config.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SigerecError(
-                f"setting 'device' is {config.device!r} but this torch build sees no CUDA GPU; use --device cpu."
-            )
-    elif config.device != "cpu":
-        raise SigerecError(f"setting 'device' must be cpu or cuda[:N], got {config.device!r}.")
-    metric, _, k = config.valid_metric.lower().partition("@")
-    if metric not in METRIC_NAMES or not k.isdigit() or int(k) not in config.topk:
-        raise SigerecError(
-            f"setting 'valid_metric' is {config.valid_metric!r}; use <{'|'.join(METRIC_NAMES)}>@K "
-            f"with K in topk {list(config.topk)}."
-        )

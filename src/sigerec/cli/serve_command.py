@@ -28,13 +28,9 @@ def serve_command(
     Routes: GET /users/{id}/recommendations, POST /recommendations {"items": [...], "k": 10},
     GET /items/{id}/similar, GET /model, GET /health; interactive docs at /docs.
     """
-    from sigerec.serving.model_folder import ModelFolder
     from sigerec.serving.server import run_server
-    from sigerec.serving.service import RecommendationService
 
-    # Load once here in every case, so that a bad folder or index fails before the server starts.
-    service = RecommendationService(ModelFolder.load(model_dir), index=index)
-    run_server(service, model_dir, host, port, workers, index, access_log)
+    run_server(model_dir, host=host, port=port, workers=workers, index=index, access_log=access_log)
 
 
 def register_serve_command(app: typer.Typer) -> None:

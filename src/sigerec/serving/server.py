@@ -93,18 +93,23 @@ def app_from_environment() -> FastAPI:
 
 
 def run_server(
-    service: RecommendationService,
     model_dir: str | Path,
-    host: str,
-    port: int,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
     workers: int = 1,
     index: str = "auto",
     access_log: bool = True,
 ) -> None:
-    """Serve ``service`` (loaded from ``model_dir``) until Ctrl+C; workers > 1 reload it per process."""
+    """Serve the model folder ``model_dir`` until Ctrl+C, in this process or in ``workers`` processes.
+
+    The folder is loaded here first in every case, so that a bad folder or index fails before
+    the server starts; with several workers this copy is dropped (each worker loads its own).
+    """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    service = RecommendationService(ModelFolder.load(model_dir), index=index)
     metadata = service.metadata()
     sock = listening_socket(host, port)
     use_one_thread_per_request()

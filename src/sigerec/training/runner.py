@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sigerec.config import RunConfig, read_config_file, resolve_run_config
+from sigerec.config import RunConfig, SettingError, TrainingConfig, read_config_file, resolve_run_config
 from sigerec.data.atomic import load_dataset
 from sigerec.data.builtin import resolve_data_path
 from sigerec.data.dataset import Dataset
+from sigerec.errors import SigerecError
+from sigerec.evaluation.metrics import METRIC_NAMES
 from sigerec.models import get_model_class
 from sigerec.training.run_directory import RunDirectory
 from sigerec.training.trainer import Trainer
@@ -33,7 +35,31 @@ def resolve_config(
         layers.append(("--set", overrides))
     if flags:
         layers.append(("command-line flags", {k: v for k, v in flags.items() if v is not None}))
-    return resolve_run_config(model_class.name, str(data), model_class.config_class, layers)
+    config = resolve_run_config(model_class.name, str(data), model_class.config_class, layers)
+    check_training_settings(config.training)
+    return config
+
+
+def check_training_settings(config: TrainingConfig) -> None:
+    """What the field types cannot say: settings that depend on each other, on the metric
+    registry or on the machine."""
+    if not config.topk:
+        raise SigerecError("setting 'topk' must list at least one cut-off, e.g. [10, 20].")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SigerecError(
+                f"setting 'device' is {config.device!r} but this torch build sees no CUDA GPU; use --device cpu."
+            )
+    elif config.device != "cpu":
+        raise SigerecError(f"setting 'device' must be cpu or cuda[:N], got {config.device!r}.")
+    metric, _, k = config.valid_metric.lower().partition("@")
+    if metric not in METRIC_NAMES or not k.isdigit() or int(k) not in config.topk:
+        raise SigerecError(
+            f"setting 'valid_metric' is {config.valid_metric!r}; use <{'|'.join(METRIC_NAMES)}>@K "
+            f"with K in topk {list(config.topk)}."
+        )
 
 
 def load_run_dataset(config: RunConfig, warn=None) -> Dataset:
@@ -77,7 +103,14 @@ def train(
 def load_run_config(run: RunDirectory, device: str | None = None) -> RunConfig:
     saved = run.read_config()
     flags = {"device": device} if device is not None else None
-    return resolve_config(saved["model"], saved["data"], config_file=run.file("config.yaml"), flags=flags)
+    try:
+        return resolve_config(saved["model"], saved["data"], config_file=run.file("config.yaml"), flags=flags)
+    except SettingError as error:
+        # Runs saved before settings were range-checked may hold a value that is refused now.
+        raise SigerecError(
+            f"{error} The run was saved with a value this version refuses; edit '{error.key}' in "
+            f"{run.file('config.yaml')} to resume, evaluate or export it."
+        ) from None
 
 
 def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory, dict]:

@@ -1,0 +1,69 @@
+"""Helpers of the HTTP tests: a hand-made model folder and a real uvicorn server in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from urllib.parse import quote
+
+import numpy as np
+import scipy.sparse as sp
+import uvicorn
+
+from sigerec.serving.model_folder import FORMAT_VERSION, ModelFolder
+
+N_USERS, N_ITEMS, DIM = 30, 60, 8
+ODD_USER, ODD_ITEM = "team/7 b", "B0/5?x"  # ids that need URL-encoding must still work
+
+
+def hand_made_folder() -> ModelFolder:
+    """Random vectors, 5 training items per user, titles for the even items only."""
+    rng = np.random.default_rng(0)
+    user_ids = [f"u{u}" for u in range(N_USERS)]
+    item_ids = [f"i{i}" for i in range(N_ITEMS)]
+    user_ids[7], item_ids[5] = ODD_USER, ODD_ITEM
+    seen = np.zeros((N_USERS, N_ITEMS), dtype=np.float32)
+    for user in range(N_USERS):
+        seen[user, rng.choice(N_ITEMS, size=5, replace=False)] = 1
+    return ModelFolder(
+        user_vectors=rng.standard_normal((N_USERS, DIM)).astype(np.float32),
+        item_vectors=rng.standard_normal((N_ITEMS, DIM)).astype(np.float32),
+        user_ids=np.array(user_ids, dtype=object),
+        item_ids=np.array(item_ids, dtype=object),
+        titles=np.array([f"Title {i}" if i % 2 == 0 else "" for i in range(N_ITEMS)], dtype=object),
+        seen=sp.csr_matrix(seen),
+        manifest={"format_version": FORMAT_VERSION, "model": "hand", "dataset": "made", "metrics": {"test": {}}},
+    )
+
+
+class ServerThread:
+    """A real uvicorn server for ``app`` in a daemon thread, on ``sock`` or on a free loopback port."""
+
+    def __init__(self, app, sock: socket.socket | None = None):
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.sockets = None if sock is None else [sock]
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": self.sockets}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            assert self.thread.is_alive() and time.time() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        port = (self.sockets or self.server.servers[0].sockets)[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def user_path(user_id: str, k: int | None = None) -> str:
+    return f"/users/{quote(user_id, safe='')}/recommendations" + ("" if k is None else f"?k={k}")
+
+
+def as_json(recommendations) -> list[dict]:
+    """The service's answer as the API writes it."""
+    return [{"item_id": r.item_id, "score": r.score, "title": r.title} for r in recommendations]
