@@ -98,8 +98,9 @@ def _weights(run) -> dict[str, torch.Tensor]:
 class ModelContract:
     """What the trainer, the evaluator and serving rely on, checked for one model.
 
-    Subclasses provide the fixture ``model_name`` and may override ``settings`` (small sizes that
-    keep a model fast on the 4-user, 6-item data of ``tiny_dataset_dir``, with two modalities).
+    Subclasses provide the fixture ``model_name``; every check runs the model at its default
+    settings (``settings`` may add some) on the 4-user, 6-item data of ``tiny_dataset_dir`` with
+    two modalities, 3 epochs of batches of 8.
     """
 
     @pytest.fixture
@@ -135,6 +136,12 @@ class ModelContract:
         assert all(np.isfinite(record["loss"]) for record in records)
         assert all(0.0 <= value <= 1.0 for value in summary["test"].values())
         assert run.file("config.yaml").exists() and _weights(run)
+
+    def test_a_few_epochs_lower_the_training_loss(self, model_name, data, settings, tmp_path):
+        config = self._config(model_name, data, settings, epochs=8, learning_rate=1e-2, stopping_step=100)
+        run, _ = runner.train(config, tmp_path / "runs")
+        losses = [record["loss"] for record in run.read_metrics()]
+        assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
 
     def test_an_interrupted_run_resumes_exactly(self, model_name, data, settings, tmp_path):
         assert_resume_is_exact(model_name, data, tmp_path, {"epochs": 3, "train_batch_size": 8, **settings})

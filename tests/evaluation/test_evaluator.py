@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from sigerec.errors import SigerecError
-from sigerec.evaluation.evaluator import evaluate, top_k_items
+from sigerec.evaluation.evaluator import evaluate
 from sigerec.evaluation.metrics import metric_keys
 
 NEG_INF = float("-inf")
@@ -27,49 +27,6 @@ def _scorer(scores: list[list[float]] | torch.Tensor):
     """score_users over a fixed score table; returns a fresh tensor as the evaluator expects."""
     table = torch.as_tensor(scores, dtype=torch.float32)
     return lambda users: table[users].clone()
-
-
-def _full_stable_ranking(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """The reference tie rule: sort the whole row, equal scores keep ascending item ids."""
-    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-
-
-# --- top_k_items -----------------------------------------------------------------------
-
-
-def test_top_k_ranks_items_by_descending_score():
-    scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]])
-    assert top_k_items(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
-
-
-def test_equal_scores_inside_the_top_k_rank_the_lower_item_id_first():
-    scores = torch.tensor([[0.5, 0.9, 0.5, 0.9, 0.1]])
-    assert top_k_items(scores, 4).tolist() == [[1, 3, 0, 2]]
-
-
-def test_ties_across_the_top_k_boundary_keep_the_lower_item_ids():
-    scores = torch.tensor([[1.0, 5.0, 1.0, 1.0, 5.0, 1.0]])
-    assert top_k_items(scores, 3).tolist() == [[1, 4, 0]]
-    assert top_k_items(scores, 4).tolist() == [[1, 4, 0, 2]]
-
-
-def test_top_k_of_a_large_catalogue_with_many_ties_matches_a_full_stable_sort():
-    generator = torch.Generator().manual_seed(0)
-    scores = torch.randint(0, 6, (50, 3000), generator=generator).float()  # hundreds of ties per row
-    scores[:5] = torch.randn(5, 3000, generator=generator)  # and a few rows without ties
-    for k in (1, 7, 50, 200):
-        assert torch.equal(top_k_items(scores, k), _full_stable_ranking(scores, k))
-
-
-def test_rows_of_only_minus_infinity_rank_items_by_id():
-    scores = torch.full((2, 1000), NEG_INF)
-    scores[1, 500] = 0.0
-    assert top_k_items(scores, 3).tolist() == [[0, 1, 2], [500, 0, 1]]
-
-
-def test_k_larger_than_the_catalogue_returns_every_item():
-    scores = torch.tensor([[0.2, 0.8, 0.5]])
-    assert top_k_items(scores, 10).tolist() == [[1, 2, 0]]
 
 
 # --- evaluate --------------------------------------------------------------------------

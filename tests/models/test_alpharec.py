@@ -205,13 +205,3 @@ def test_trained_weights_load_into_a_model_of_a_larger_catalogue():
 def _write_text_features(folder):
     # Test fixtures, not content: fixed values for the 6 items of the tiny dataset.
     np.save(folder / "text_feat.npy", np.arange(30, dtype=np.float32).reshape(6, 5) % 4 / 4)
-
-
-def test_a_few_epochs_lower_the_training_loss(tiny_dataset_dir, tmp_path):
-    _write_text_features(tiny_dataset_dir)
-    overrides = {"epochs": 6, "train_batch_size": 8, "learning_rate": 5e-3, "mlp_hidden_size": 16}
-    config = runner.resolve_config("alpharec", str(tiny_dataset_dir), overrides=overrides)
-    run, summary = runner.train(config, tmp_path / "runs")
-    losses = [record["loss"] for record in run.read_metrics()]
-    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
-    assert 0.0 <= summary["test"]["recall@20"] <= 1.0

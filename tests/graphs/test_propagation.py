@@ -1,3 +1,5 @@
+"""LightGCN propagation and sparse operators (graphs/propagation.py): values and gradients."""
+
 import math
 
 import numpy as np
@@ -5,29 +7,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from sigerec.config import TrainingConfig
-from sigerec.data.dataset import Dataset
 from sigerec.graphs.adjacency import normalized_interaction_adjacency, to_torch_sparse
 from sigerec.graphs.propagation import lightgcn_propagate, lightgcn_propagate_rows
-from sigerec.models import get_model_class, model_names
-from sigerec.models.losses import bpr_loss, embedding_norm_loss
-
-
-def _dataset(train_rows):
-    users, items = zip(*train_rows)
-    n_users, n_items = max(users) + 1, max(items) + 1
-    matrix = Dataset.interaction_matrix(np.array(users), np.array(items), n_users, n_items)
-    return Dataset("hand", n_users, n_items, matrix, matrix.copy(), matrix.copy())
-
-
-def test_normalised_adjacency_matches_hand_computed_values():
-    # user 0 - items 0,1; user 1 - item 1. Degrees: u0=2, u1=1, i0=1, i1=2.
-    adjacency = normalized_interaction_adjacency(sp.csr_matrix(np.array([[1, 1], [0, 1]], dtype=np.float32)))
-    dense = adjacency.toarray()
-    assert dense[0, 2] == pytest.approx(1 / math.sqrt(2 * 1))  # u0-i0
-    assert dense[0, 3] == pytest.approx(1 / math.sqrt(2 * 2))  # u0-i1
-    assert dense[1, 3] == pytest.approx(1 / math.sqrt(1 * 2))  # u1-i1
-    assert dense[1, 2] == 0 and np.allclose(dense, dense.T) and np.all(np.diag(dense) == 0)
 
 
 def test_one_lightgcn_layer_averages_self_and_normalised_neighbours():
@@ -57,24 +38,6 @@ def test_row_restricted_propagation_equals_full_propagation_and_its_gradient(n_l
     (restricted * weights).sum().backward()
     assert torch.allclose(full, restricted, atol=1e-6)
     assert torch.allclose(full_grad, embeddings.grad, atol=1e-6)
-
-
-def test_bpr_loss_is_log2_when_scores_tie_and_small_when_ranked_right():
-    assert bpr_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(math.log(2))
-    assert bpr_loss(torch.tensor([10.0]), torch.tensor([-10.0])).item() < 1e-8
-
-
-def test_embedding_norm_loss_is_mmrec_emb_loss_unsquared_norm_over_batch():
-    a, b = torch.tensor([[3.0, 4.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]])
-    assert embedding_norm_loss(a, b).item() == pytest.approx((5.0 + 1.0) / 2)
-
-
-def test_model_and_training_settings_do_not_share_names():
-    from sigerec.config import config_fields
-
-    training = set(config_fields(TrainingConfig))
-    for name in model_names():
-        assert not training & set(config_fields(get_model_class(name).config_class))
 
 
 @pytest.mark.parametrize("symmetric", [True, False])
