@@ -30,14 +30,14 @@ def test_item_graph_mixes_one_tenth_image_and_nine_tenths_text():
     text = normalize_graph(knn_item_graph(TEXT_FEATURES, k=2, weighted=False), "sym").toarray()
     # By hand: k = 2 with full rows makes every edge 1/2 after D^-1/2 A D^-1/2.
     assert np.allclose(image[image > 0], 0.5, atol=1e-6)
-    np.testing.assert_allclose(model.item_item_graph_scipy.toarray(), 0.1 * image + 0.9 * text, atol=1e-6)
+    np.testing.assert_allclose(model.item_item_graph.scipy.toarray(), 0.1 * image + 0.9 * text, atol=1e-6)
 
 
 def test_item_graph_of_other_modality_names_weighs_them_equally():
     model = _model({"audio": IMAGE_FEATURES, "text": TEXT_FEATURES})
     audio = normalize_graph(knn_item_graph(IMAGE_FEATURES, k=2, weighted=False), "sym").toarray()
     text = normalize_graph(knn_item_graph(TEXT_FEATURES, k=2, weighted=False), "sym").toarray()
-    np.testing.assert_allclose(model.item_item_graph_scipy.toarray(), 0.5 * audio + 0.5 * text, atol=1e-6)
+    np.testing.assert_allclose(model.item_item_graph.scipy.toarray(), 0.5 * audio + 0.5 * text, atol=1e-6)
 
 
 def test_pruning_keeps_rounded_share_of_edges_renormalised():
@@ -85,7 +85,7 @@ def test_eval_mode_uses_the_full_graph_and_training_the_pruned_one():
     full = torch.from_numpy(normalized_interaction_adjacency(_dataset({}).train).toarray())
     ego = torch.cat([model.user_embedding, model.item_embedding])
     lightgcn = (ego + full @ ego + full @ (full @ ego)) / 3
-    smoothed = torch.from_numpy(model.item_item_graph_scipy.toarray()) @ model.item_embedding
+    smoothed = torch.from_numpy(model.item_item_graph.scipy.toarray()) @ model.item_embedding
     assert torch.allclose(eval_users, lightgcn[:3], atol=1e-6)
     assert torch.allclose(eval_items, lightgcn[3:] + smoothed, atol=1e-6)
     assert not torch.allclose(train_users, eval_users)
@@ -127,6 +127,6 @@ def test_loss_is_bpr_plus_weighted_modality_bprs():
 def test_one_modality_uses_its_graph_alone():
     model = _model({"text": TEXT_FEATURES})
     text = normalize_graph(knn_item_graph(TEXT_FEATURES, k=2, weighted=False), "sym").toarray()
-    np.testing.assert_allclose(model.item_item_graph_scipy.toarray(), text, atol=1e-6)
+    np.testing.assert_allclose(model.item_item_graph.scipy.toarray(), text, atol=1e-6)
     loss = model.loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))
     assert torch.isfinite(loss)

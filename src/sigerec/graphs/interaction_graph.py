@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 
@@ -31,6 +32,10 @@ class InteractionGraph:
     def __init__(self, train: sp.spmatrix, device: str | torch.device = "cpu"):
         self.n_users, self.n_items = train.shape
         self.device = torch.device(device)
+        interactions = sp.csr_matrix(train, dtype=np.float32, copy=True)
+        interactions.sum_duplicates()  # canonical: sorted indices, one entry per pair
+        interactions.data[:] = 1.0
+        self.interactions = interactions  # R [n_users, n_items], binary: what models count and sample from
         self.normalized = normalized_interaction_adjacency(train)  # scipy CSR: row slices on CPU
         self.adjacency = to_torch_sparse(self.normalized, self.device)  # products on any device
 

@@ -119,10 +119,8 @@ class AlphaRec(Recommender):
         super().__init__(dataset, config, device)
         self.modality = self.language_modality(dataset, config.language_modality)
         item_text = np.asarray(dataset.features[self.modality], dtype=np.float32)  # [n_items, F]
-        train = sp.csr_matrix(dataset.train, dtype=np.float32)
-        train.sum_duplicates()
-        train.data[:] = 1.0
-        train.sort_indices()
+        self.graph = interaction_graph(dataset, device)
+        train = self.graph.interactions
         degree = np.diff(train.indptr)
         # z_u = (row-normalised R) z_items: row u averages the user's training items.
         self.user_mean = SparseOperator(sp.diags(1.0 / np.maximum(degree, 1)) @ train, device)  # [n_users, n_items]
@@ -134,7 +132,6 @@ class AlphaRec(Recommender):
             nn.LeakyReLU(),
             nn.Linear(config.mlp_hidden_size, config.embedding_size),
         )
-        self.graph = interaction_graph(dataset, device)
         self._prepare_negative_sampling(train)
 
     @staticmethod

@@ -104,13 +104,10 @@ class FREEDOM(Recommender):
         widths = self.register_features(dataset, trainable=config.train_features)
         self.feature_projections = nn.ModuleDict({m: nn.Linear(widths[m], size) for m in self.modalities})
 
-        self.item_item_graph_scipy = self._build_item_item_graph(dataset)
-        self.item_item_graph = SparseOperator(self.item_item_graph_scipy, device)
+        self.item_item_graph = SparseOperator(self._build_item_item_graph(dataset), device)  # .scipy: S
 
         self.full_graph = interaction_graph(dataset, device)
-        train = sp.csr_matrix(dataset.train, dtype=np.float32)
-        train.sum_duplicates()
-        train.sort_indices()
+        train = self.full_graph.interactions
         edge_users = np.repeat(np.arange(self.n_users), np.diff(train.indptr))
         self.edge_users, self.edge_items = edge_users, train.indices.astype(np.int64)
         user_degree = np.diff(train.indptr).astype(np.float64)

@@ -7,7 +7,6 @@ from itertools import combinations
 from typing import Annotated, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -160,10 +159,8 @@ class LGMRec(Recommender):
                 nn.init.xavier_uniform_(torch.empty(width, config.hyper_num))
             )
 
-        train = sp.csr_matrix(dataset.train, dtype=np.float32, copy=True)
-        train.sum_duplicates()
-        train.data[:] = 1.0
         self.graph = interaction_graph(dataset, device)  # A_hat
+        train = self.graph.interactions
         self.interactions = SparseOperator(train, device)  # R [n_users, n_items], R^T kept for backward
         user_degree = np.asarray(train.sum(axis=1), dtype=np.float32).reshape(-1, 1)
         self.register_buffer(
