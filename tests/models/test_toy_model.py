@@ -13,9 +13,10 @@ import pytest
 from model_checks import ModelContract
 from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
-from sigerec.models import Recommender, get_model_class, model_names, register_model, registry
+from sigerec.models import Recommender, get_model_class, model_names, register_model
 from sigerec.models.base import id_embedding
 from sigerec.models.losses import bpr_loss
+from sigerec.models.registry import unregister_model
 
 
 @dataclass
@@ -46,7 +47,7 @@ class ToyMatrixFactorisation(Recommender):
 def registered_toy():
     register_model(ToyMatrixFactorisation)
     yield "toy"
-    registry._MODELS.pop("toy")
+    unregister_model("toy")
 
 
 def test_registering_makes_the_model_known_by_name(registered_toy):

@@ -65,8 +65,9 @@ def train_command(
         if existing.read_summary() is not None:
             typer.echo(f"{existing.path}: the run had already finished; nothing to resume.")
         run_config = runner.load_run_config(existing)
+        prepared = None if existing.read_summary() is not None else runner.prepare(run_config, warn=warn)
         with _progress(run_config, quiet) as progress:
-            run, summary = runner.resume(resume, progress=progress, warn=warn)
+            run, summary = runner.resume(resume, progress=progress, warn=warn, prepared=prepared)
     else:
         if data is None or model is None:
             raise SigerecError("give --data and --model (or --resume RUN_DIR); see `sigerec train --help`.")

@@ -1,7 +1,8 @@
-"""The item-item graphs of a dataset, built once and cached beside its files.
+"""The graphs of a dataset: its user-item graph and its item-item graphs, cached beside its files.
 
-Every multimodal model asks here for its graphs instead of calling the builders itself, so a
-graph is built the same way everywhere and reused across runs: the cache key holds the
+Every model asks here for its graphs instead of calling the builders itself, so a graph is
+built the same way everywhere. The user-item graph (``interaction_graph``) is cheap and built
+per run; item-item graphs are reused across runs: the cache key holds the
 digests of the features / train matrix and every builder argument (see ``graph_cache.py``).
 Datasets without a folder (built in memory, e.g. in tests) or in a read-only folder are
 built without caching.

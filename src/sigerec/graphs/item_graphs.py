@@ -16,7 +16,9 @@ BLAS build or on the order of the work.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,8 +27,10 @@ from sigerec.errors import SigerecError
 from sigerec.graphs.adjacency import symmetric_normalize
 from sigerec.ranking import top_k_entries, top_k_items
 
-NORMALIZATIONS = ("sym", "rw")
-COOCCURRENCE_WEIGHTINGS = ("count", "cosine")
+GraphNormalization = Literal["sym", "rw"]
+CooccurrenceWeighting = Literal["count", "cosine"]
+NORMALIZATIONS = typing.get_args(GraphNormalization)
+COOCCURRENCE_WEIGHTINGS = typing.get_args(CooccurrenceWeighting)
 
 
 def knn_item_graph(

@@ -49,7 +49,7 @@ class LGMRecConfig(ModelConfig):
     n_hyper_layer: PositiveInt = 1
     hyper_num: PositiveInt = 4
     keep_rate: Annotated[float, Range(0, 1, low_inclusive=False)] = 0.5  # 1 keeps every assignment
-    alpha: float = 0.3
+    alpha: NonNegativeFloat = 0.3
     cl_weight: NonNegativeFloat = 1e-4
     reg_weight: NonNegativeFloat = 1e-6
     tau: PositiveFloat = 0.2

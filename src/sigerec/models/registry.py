@@ -27,6 +27,11 @@ def register_model(cls: type) -> type:
     return cls
 
 
+def unregister_model(name: str) -> None:
+    """Forget a model registered at run time (e.g. one defined in a test or a notebook)."""
+    _MODELS.pop(name.lower(), None)
+
+
 def _discover() -> None:
     """Import every module of ``sigerec.models`` once so their decorators run."""
     global _DISCOVERED

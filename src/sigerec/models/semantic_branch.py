@@ -67,7 +67,7 @@ class SemanticFuser(nn.Module):
     ``"mean"``: s = mean_m z^m (a SIGE choice, no parameters).
     """
 
-    def __init__(self, modalities: list[str], size: int, kind: str):
+    def __init__(self, modalities: list[str], size: int, kind: Fuser):
         super().__init__()
         self.modalities, self.kind = modalities, kind
         if kind == "attention":
@@ -105,7 +105,7 @@ class BehaviourSemanticRecommender(Recommender):
         n_ui_layers: int,
         n_ii_layers: int,
         gate: bool,
-        fuser: str,
+        fuser: Fuser,
         train_features: bool,
     ) -> None:
         self.n_ui_layers, self.n_ii_layers, self.gated = n_ui_layers, n_ii_layers, gate

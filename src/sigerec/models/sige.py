@@ -11,7 +11,7 @@ import torch
 from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, UnitInterval
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import cooccurrence_graph, modality_knn_graph
-from sigerec.graphs.item_graphs import mix_graphs
+from sigerec.graphs.item_graphs import CooccurrenceWeighting, mix_graphs
 from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
 from sigerec.models.semantic_branch import BehaviourSemanticRecommender, Fuser
@@ -62,7 +62,7 @@ class SIGEConfig(ModelConfig):
     knn_weighted: bool = True
     infusion_alpha: UnitInterval = 0.5
     cooccurrence_k: PositiveInt = 10
-    cooccurrence_weighting: Literal["count", "cosine"] = "count"
+    cooccurrence_weighting: CooccurrenceWeighting = "count"
     n_ui_layers: NonNegativeInt = 2
     n_ii_layers: NonNegativeInt = 1
     modality_gate: bool = True

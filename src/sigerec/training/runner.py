@@ -89,6 +89,8 @@ def train(
     ``prepared`` is the result of :func:`prepare` when the caller checked the run first;
     ``announce(path)`` is called once the run folder exists, before training starts.
     """
+    if prepared is not None and prepared.config is not config:
+        raise ValueError("runner.train: `prepared` was made by runner.prepare for another config")
     trainer = prepared if prepared is not None else prepare(config, warn=warn)
     run = RunDirectory.create(runs_root, config.model, trainer.dataset.name)
     run.write_config(config.to_dict())
@@ -113,18 +115,22 @@ def load_run_config(run: RunDirectory, device: str | None = None) -> RunConfig:
         ) from None
 
 
-def resume(run_path: str | Path, progress=None, warn=None) -> tuple[RunDirectory, dict]:
+def resume(
+    run_path: str | Path, progress=None, warn=None, prepared: Trainer | None = None
+) -> tuple[RunDirectory, dict]:
     """Continue an interrupted run from its last checkpoint (or finish it if it had stopped).
 
     A finished run is left untouched: its summary keeps the timings it was measured with.
+    ``prepared`` is ``prepare(load_run_config(run))`` when the caller built the model first.
     """
     run = RunDirectory.existing(run_path)
     finished = run.read_summary()
     if finished is not None:
         return run, finished
-    config = load_run_config(run)
-    dataset = load_run_dataset(config, warn=warn)
-    trainer = Trainer(config, dataset, run, progress)
+    trainer = prepared if prepared is not None else prepare(load_run_config(run), warn=warn)
+    trainer.run = run
+    if progress is not None:
+        trainer.progress = progress
     trainer.resume()
     return run, trainer.fit()
 

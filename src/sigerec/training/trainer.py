@@ -172,6 +172,8 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train until early stopping or ``epochs``, then test the best-valid checkpoint."""
+        if self.run is None:
+            raise RuntimeError("Trainer.fit needs a run folder: attach one (runner.train does) before fitting.")
         epoch = self.start_epoch
         while epoch < self.training.epochs and not self._should_stop():
             started = time.perf_counter()
