@@ -38,20 +38,20 @@ from common import (
     write_section,
 )
 
+from sigerec.data.feature_files import feature_file, write_feature_file
+
 RANDOM_FEATURES_NOTE = "RANDOM 384-d Gaussian vectors (seed 0): a size stand-in for time/memory only, not content"
 
 
 def clothing_with_random_features(data_root: Path, shared_root: Path) -> Path:
     """``<data_root>/clothing-random384`` with the real interactions and labelled random features."""
     folder = data_root / "clothing-random384"
-    if not (folder / "text_feat.npy").exists():
+    if not feature_file(folder, "text").exists():
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shared_root / "clothing" / "clothing.inter", folder / "clothing.inter")
         features = np.random.default_rng(0).standard_normal((23033, 384)).astype(np.float32)
-        np.save(folder / "text_feat.npy", features)
-        (folder / "text_feat.json").write_text(
-            json.dumps({"modality": "text", "source": RANDOM_FEATURES_NOTE, "coverage": 0.0}, indent=2) + "\n"
-        )
+        provenance = {"modality": "text", "source": RANDOM_FEATURES_NOTE, "coverage": 0.0}
+        write_feature_file(folder, "text", features, provenance, missing_items={})
     return folder
 
 

@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 from common import DEFAULT_DATA_ROOT, REPO, describe_features, feature_sources, run_sigerec
 
+from sigerec.data.feature_files import feature_file, missing_items_file, provenance_file
+
 SEED = 999
 # The modalities each prepared dataset must hold to count as complete.
 MODALITIES = {
@@ -103,8 +105,8 @@ def prepare_ml100k_kg(source: Path, out: Path, force: bool) -> None:
     for name in ("ml100k.inter", "u_id_mapping.csv", "i_id_mapping.csv"):
         copy_file(base / name, out, force)
     for modality in MODALITIES["ml100k"]:
-        for suffix in ("_feat.npy", "_feat.json", "_feat.missing.tsv"):
-            copy_file(base / f"{modality}{suffix}", out, force)
+        for file_of in (feature_file, provenance_file, missing_items_file):
+            copy_file(file_of(base, modality), out, force)
     movielens = source / "ml-100k"
     write_rekeyed_link(movielens / "ml-100k.link", CROSSWALK, out / REKEYED_LINK)
     run_sigerec(
@@ -205,7 +207,7 @@ def write_item_map(asin_map: Path, titles: Path, target: Path, official: bool = 
 
 def is_complete(folder: Path, dataset: str) -> bool:
     return all(
-        (folder / f"{modality}_feat.npy").exists() and (folder / f"{modality}_feat.json").exists()
+        feature_file(folder, modality).exists() and provenance_file(folder, modality).exists()
         for modality in modalities_of(dataset)
     )
 

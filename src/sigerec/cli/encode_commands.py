@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from sigerec.cli.errors import report_errors, warn
+from sigerec.data.feature_files import feature_file, missing_items_file
 from sigerec.errors import SigerecError
 
 encode_app = typer.Typer(
@@ -42,10 +43,10 @@ def _print_report(report: dict) -> None:
     timing = report["timing"]
     rate = timing["items_per_second"]
     console.print(
-        f"wrote {report['modality']}_feat.npy: {report['n_items']:,} items x {report['dim']} dims; "
+        f"wrote {feature_file(Path(), report['modality']).name}: {report['n_items']:,} items x {report['dim']} dims; "
         f"encoded {report['encoded']:,} ({report['coverage']:.1%} coverage), mean-filled {report['mean_filled']:,} "
         f"({report['items_not_in_file']:,} not in the file, {report['empty_or_unreadable']:,} empty or unreadable; "
-        f"ids in {report['modality']}_feat.missing.tsv)",
+        f"ids in {missing_items_file(Path(), report['modality']).name})",
         highlight=False,
     )
     if timing["batches_reused"]:
@@ -178,8 +179,8 @@ def encode_knowledge_graph_command(
 
     report = encode_knowledge_graph(kg_file, link_file, data, modality, dim, min_entity_items, tfidf=tfidf, warn=warn)
     console.print(
-        f"wrote {modality}_feat.npy: {report['n_items']:,} items x {report['dim']} dims from "
+        f"wrote {feature_file(data, modality).name}: {report['n_items']:,} items x {report['dim']} dims from "
         f"{report['features_kept']:,} shared facts; encoded {report['encoded']:,} ({report['coverage']:.1%} coverage), "
-        f"mean-filled {report['mean_filled']:,} (ids in {modality}_feat.missing.tsv)",
+        f"mean-filled {report['mean_filled']:,} (ids in {missing_items_file(data, modality).name})",
         highlight=False,
     )
