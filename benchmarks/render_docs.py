@@ -1,4 +1,4 @@
-"""Rewrite every benchmark table of docs/benchmarks.md from the results files, without measuring.
+"""Rewrite every measured table of docs/benchmarks.md and docs/sige.md from the results files, without measuring.
 
 Example: python benchmarks/render_docs.py            (rewrite the tables)
          python benchmarks/render_docs.py --check    (exit 1 if the docs differ from the results)
@@ -25,11 +25,26 @@ import model_speed
 import multimodal
 import same_numbers
 import serving_load
+import sige_defaults
+import sige_diagnosis
 import speed
 from common import REPO, RESULTS, load_results, replace_section
 
 DOC = REPO / "docs" / "benchmarks.md"
+SIGE_DOC = REPO / "docs" / "sige.md"
 PLOT = DOC.parent / "img" / "multimodal.png"
+
+
+def sige_sections(results: Path = RESULTS) -> dict[str, Callable[[], str]]:
+    """Marker name -> renderer of the measured sections of docs/sige.md."""
+    return {
+        sige_diagnosis.SECTION: lambda: sige_diagnosis.section_content(
+            json.loads((results / "sige_diagnosis.json").read_text())
+        ),
+        sige_defaults.SECTION: lambda: sige_defaults.section_content(
+            load_results(results / "sige_defaults.json"), results / "multimodal.json"
+        ),
+    }
 
 
 def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dict[str, Callable[[], str]]:
@@ -56,17 +71,23 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
     }
 
 
-def render(doc: Path, results: Path = RESULTS, plot: Path = PLOT) -> str:
-    """The text of ``doc`` with every benchmark section rewritten from ``results``."""
+def render_sections(doc: Path, renderers: dict[str, Callable[[], str]]) -> str:
+    """The text of ``doc`` with each marked section replaced by its renderer's output."""
     text = doc.read_text()
-    for name, content in sections(results, doc, plot).items():
+    for name, content in renderers.items():
         text = replace_section(text, name, content())
     return text
+
+
+def render(doc: Path, results: Path = RESULTS, plot: Path = PLOT) -> str:
+    """The text of ``doc`` with every benchmark section rewritten from ``results``."""
+    return render_sections(doc, sections(results, doc, plot))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--sige-doc", type=Path, default=SIGE_DOC, help="The page of SIGE's measured sections.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="The folder of the results files.")
     parser.add_argument("--plot", action="store_true", help="Also redraw the multimodal plot (needs matplotlib).")
     parser.add_argument("--check", action="store_true", help="Only check that the doc shows the results.")
@@ -75,14 +96,18 @@ def main() -> None:
     if args.plot:
         rows = load_results(args.results / "multimodal.json")
         multimodal.plot_results(rows, multimodal.DEFAULT_MODELS, multimodal.TABLE_ORDER, plot)
-    text = render(args.doc, args.results, plot)
-    if args.check:
-        if text != args.doc.read_text():
-            sys.exit(f"{args.doc} differs from the tables rendered from {args.results}; run benchmarks/render_docs.py.")
-        print(f"{args.doc} shows the results of {args.results}.")
-        return
-    args.doc.write_text(text)
-    print(f"rewrote the benchmark tables of {args.doc} from {args.results}")
+    pages = {
+        args.doc: render(args.doc, args.results, plot),
+        args.sige_doc: render_sections(args.sige_doc, sige_sections(args.results)),
+    }
+    for doc, text in pages.items():
+        if args.check:
+            if text != doc.read_text():
+                sys.exit(f"{doc} differs from the tables rendered from {args.results}; run benchmarks/render_docs.py.")
+            print(f"{doc} shows the results of {args.results}.")
+        else:
+            doc.write_text(text)
+            print(f"rewrote the measured tables of {doc} from {args.results}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import REPO, RESULTS, add_output_options, markdown_table, write_section
+from common import REPO, RESULTS, add_output_options, markdown_table, provenance_list, write_section
 from multimodal import _order, load_results, run_jobs
 
 SECTION = "sige-defaults"
@@ -232,18 +232,22 @@ def main() -> None:
         if failures:
             print(f"{len(failures)} run(s) failed: " + "; ".join(failures))
 
-    rows = [r for r in load_results(args.results) if r.get("variant") in CANDIDATES]
-    shown = _order(sorted({r["dataset"] for r in rows} | set(datasets)), SELECTION_DATASETS)
+    write_section(args.doc, SECTION, section_content(load_results(args.results), args.baselines, datasets))
+    print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
+
+
+def section_content(results: list[dict], baselines_path: Path, datasets: list[str] | None = None) -> str:
+    """The ``sige-defaults`` section of docs/sige.md from the rows of sige_defaults.json."""
+    rows = [r for r in results if r.get("variant") in CANDIDATES]
+    shown = _order(sorted({r["dataset"] for r in rows} | set(datasets or [])), SELECTION_DATASETS)
     shown = [d for d in shown if d in set(SELECTION_DATASETS.split(","))]
-    baselines = baseline_rows(args.baselines, shown)
-    commands = sorted({r.get("command", "?") for r in rows})
-    machines = sorted({r.get("machine", "?") for r in rows})
+    baselines = baseline_rows(baselines_path, shown)
     settings = "\n".join(f"- **{name}**: `{json.dumps(values)}`" for name, values in CANDIDATES.items())
-    content = "\n\n".join(
+    return "\n\n".join(
         [
             (
-                f"Command(s): {'; '.join(f'`{c}`' for c in commands)}. Machine(s): {'; '.join(machines)}. "
-                f"Seed 999. Baselines: the default-settings rows of `{args.baselines.relative_to(REPO)}`."
+                f"Seed 999. Baselines: the default-settings rows of `{baselines_path.relative_to(REPO)}`. "
+                "Measured with:\n\n" + provenance_list(rows, lambda group: f"{len(group)} run{'s' * (len(group) != 1)}")
             ),
             "Candidates (every other setting at SIGE's defaults):\n\n" + settings,
             (
@@ -258,14 +262,12 @@ def main() -> None:
             leave_one_out_table(rows, baselines, shown),
             (
                 "SIGE at its defaults against every baseline at theirs (test; the rows of "
-                f"`{args.baselines.relative_to(REPO)}`), on the selection datasets and on "
+                f"`{baselines_path.relative_to(REPO)}`), on the selection datasets and on "
                 f"{', '.join(CHECK_DATASETS.split(','))}, which no candidate was run on:"
             ),
-            standing_table(args.baselines, SELECTION_DATASETS.split(",") + CHECK_DATASETS.split(",")),
+            standing_table(baselines_path, SELECTION_DATASETS.split(",") + CHECK_DATASETS.split(",")),
         ]
     )
-    write_section(args.doc, SECTION, content)
-    print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
 
 
 if __name__ == "__main__":

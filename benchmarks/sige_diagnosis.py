@@ -27,7 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, RESULTS, add_output_options, machine_description, markdown_table, write_section
+from common import (
+    REPO,
+    RESULTS,
+    add_output_options,
+    machine_description,
+    markdown_table,
+    provenance_list,
+    write_section,
+)
 from multimodal import parse_settings, settings_label
 
 from sigerec.training.run_directory import RunDirectory
@@ -240,18 +248,18 @@ def main() -> None:
             args.results.write_text(json.dumps(results, indent=1) + "\n")
     if not results:
         sys.exit(f"{args.results}: no results.")
-    commands = sorted({r["command"] for r in results})
-    machines = sorted({r["machine"] for r in results})
-    parts = [
-        (
-            f"Command(s): {'; '.join(f'`{c}`' for c in commands)}. Machine(s): {'; '.join(machines)}. "
-            f"Seed {SEED}. Gradients are means over the probed batches of an epoch; loss columns are the "
-            "weighted terms."
-        )
-    ]
-    parts += [result_tables(r) for r in results]
-    write_section(args.doc, SECTION, "\n\n".join(parts))
+    write_section(args.doc, SECTION, section_content(results))
     print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
+
+
+def section_content(results: list[dict]) -> str:
+    """The ``sige-diagnosis`` section of docs/sige.md from the results of sige_diagnosis.json."""
+    intro = (
+        f"Seed {SEED}. Gradients are means over the probed batches of an epoch; loss columns are the "
+        "weighted terms. Measured with:\n\n"
+        + provenance_list(results, lambda group: f"{len(group)} run{'s' * (len(group) != 1)}")
+    )
+    return "\n\n".join([intro, *(result_tables(r) for r in results)])
 
 
 if __name__ == "__main__":

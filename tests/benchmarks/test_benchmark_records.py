@@ -215,10 +215,13 @@ def test_a_table_of_results_measured_before_commits_were_recorded_says_so():
 
 
 def test_the_committed_docs_show_the_committed_results():
-    """docs/benchmarks.md is what render_docs.py makes of benchmarks/results/: no table is
+    """docs/benchmarks.md and the measured sections of docs/sige.md are what render_docs.py makes
+    of benchmarks/results/: no table is
     edited by hand, and each names its commands, machines, commits and dates."""
     doc = render_docs.DOC
     if not doc.exists():
         pytest.skip("no docs/benchmarks.md")
     plot = doc.parent / "img" / "multimodal.png"
     assert render_docs.render(doc, render_docs.RESULTS, plot) == doc.read_text()
+    sige_doc = render_docs.SIGE_DOC
+    assert render_docs.render_sections(sige_doc, render_docs.sige_sections()) == sige_doc.read_text()
