@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from http_helpers import ServerThread, as_json, hand_made_folder, user_path
 from typer.testing import CliRunner
 
+from http_helpers import ServerThread, as_json, hand_made_folder, user_path
 from sigerec.cli.main import app as cli_app
 from sigerec.errors import SigerecError
 from sigerec.serving.app import create_app

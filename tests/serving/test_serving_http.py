@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import pytest
-from http_helpers import DIM, N_ITEMS, N_USERS, ODD_ITEM, ServerThread, as_json, hand_made_folder, user_path
 
+from http_helpers import DIM, N_ITEMS, N_USERS, ODD_ITEM, ServerThread, as_json, hand_made_folder, user_path
 from sigerec.serving.app import create_app
 from sigerec.serving.model_folder import FORMAT_VERSION
 from sigerec.serving.service import RecommendationService
