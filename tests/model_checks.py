@@ -130,12 +130,16 @@ class ModelContract:
             assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
 
     def test_training_runs_end_to_end_and_writes_a_complete_run_folder(self, model_name, data, settings, tmp_path):
-        run, summary = runner.train(self._config(model_name, data, settings), tmp_path / "runs")
+        config = self._config(model_name, data, settings)
+        run, summary = runner.train(config, tmp_path / "runs")
         records = run.read_metrics()
         assert summary["model"] == model_name and summary["epochs"] == len(records) == 3
         assert all(np.isfinite(record["loss"]) for record in records)
         assert all(0.0 <= value <= 1.0 for value in summary["test"].values())
         assert run.file("config.yaml").exists() and _weights(run)
+        per_user = run.read_per_user_test()  # each test user's metrics, for paired tests
+        assert len(per_user) == (runner.load_run_dataset(config).test.getnnz(axis=1) > 0).sum()
+        assert per_user["recall@20"].mean() == pytest.approx(summary["test"]["recall@20"], abs=1e-9)
 
     def test_a_few_epochs_lower_the_training_loss(self, model_name, data, settings, tmp_path):
         config = self._config(model_name, data, settings, epochs=8, learning_rate=1e-2, stopping_step=100)

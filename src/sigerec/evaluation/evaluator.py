@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from sigerec.errors import SigerecError
-from sigerec.evaluation.metrics import metric_keys, metric_sums
+from sigerec.evaluation.metrics import metric_keys, metric_sums, metric_values
 from sigerec.ranking import top_k_items
 
 # Tuned on one CPU core at Amazon-Baby size (19,445 users x 7,050 items): 256 to 1024
@@ -34,7 +34,21 @@ def evaluate(
     ks: Sequence[int] = (5, 10, 20, 50),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict[str, float]:
-    """Mean of every metric at every K over users with at least one held-out item.
+    """Mean of every metric at every K over users with at least one held-out item (see
+    :func:`evaluate_per_user`, which also keeps each user's values)."""
+    return evaluate_per_user(score_users, ground_truth, mask, ks, chunk_size, keep_users=False)[0]
+
+
+def evaluate_per_user(
+    score_users: ScoreUsers,
+    ground_truth: sp.csr_matrix,
+    mask: sp.csr_matrix | None,
+    ks: Sequence[int] = (5, 10, 20, 50),
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    keep_users: bool = True,
+) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
+    """``(means, per_user)``: the mean of every metric at every K over users with at least one
+    held-out item, and (``keep_users``) each such user's values, ``{"user": ids, "recall@20": ...}``.
 
     ``score_users(user_ids)`` returns float scores ``[len(user_ids), n_items]``; the
     evaluator writes -inf into that tensor at masked items, so return a fresh tensor
@@ -59,6 +73,7 @@ def evaluate(
     max_k = min(max(ks), ground_truth.shape[1])
 
     totals = dict.fromkeys(metric_keys(ks), 0.0)
+    per_user_chunks: list[dict[str, np.ndarray]] = []
     with torch.no_grad():
         for start in range(0, len(evaluated_users), chunk_size):
             stop = min(start + chunk_size, len(evaluated_users))
@@ -71,7 +86,14 @@ def evaluate(
             hits = _hits_in_top_k(scores, held_out, masked, start, stop, max_k)
             for key, chunk_sum in metric_sums(hits, n_held_out[start:stop], ks).items():
                 totals[key] += chunk_sum
-    return {key: total / len(evaluated_users) for key, total in totals.items()}
+            if keep_users:
+                per_user_chunks.append(metric_values(hits, n_held_out[start:stop], ks))
+    means = {key: total / len(evaluated_users) for key, total in totals.items()}
+    if not keep_users:
+        return means, None
+    per_user = {"user": evaluated_users.astype(np.int64)}
+    per_user.update({key: np.concatenate([chunk[key] for chunk in per_user_chunks]) for key in totals})
+    return means, per_user
 
 
 def _hits_in_top_k(

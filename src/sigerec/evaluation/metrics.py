@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -111,6 +112,17 @@ METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 def metric_keys(ks: Sequence[int]) -> list[str]:
     """Result keys such as ``"recall@20"``, grouped by metric and ordered by K."""
     return [f"{name}@{k}" for name in METRIC_NAMES for k in sorted(set(ks))]
+
+
+def metric_values(hits: torch.Tensor, n_ground_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Every metric at every K for each user of a chunk (float64 arrays [n]), keyed like ``"ndcg@10"``.
+
+    The same values :func:`metric_sums` adds up; kept per user for paired significance tests.
+    """
+    cutoffs = sorted(set(ks))
+    ranked = RankedHits.from_hits(hits, n_ground_truth, cutoffs)
+    columns = [column.numpy() for metric in METRICS.values() for column in metric(ranked).cpu().unbind(dim=1)]
+    return dict(zip(metric_keys(cutoffs), columns, strict=True))
 
 
 def metric_sums(hits: torch.Tensor, n_ground_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, float]:

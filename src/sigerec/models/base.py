@@ -11,6 +11,7 @@ from torch import nn
 from sigerec.config import ModelConfig
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
+from sigerec.search_space import SearchSpace
 
 
 class Recommender(nn.Module):
@@ -40,6 +41,9 @@ class Recommender(nn.Module):
     training_defaults: ClassVar[dict[str, Any]] = {}
     # True when the model cannot be built without item content (``<modality>_feat.npy`` files).
     needs_features: ClassVar[bool] = False
+    # What `sigerec tune` searches by default: setting -> values, each with its source
+    # (see sigerec/search_space.py); empty = the model has nothing to tune.
+    search_space: ClassVar[SearchSpace] = {}
 
     def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
         super().__init__()

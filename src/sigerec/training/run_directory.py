@@ -16,6 +16,8 @@ from sigerec.safe_write import atomic_write
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+# Each test user's metrics at the best-valid epoch: what paired significance tests compare.
+PER_USER_TEST_FILE = "test_per_user.csv"
 LAST_CHECKPOINT = "checkpoints/last.pt"
 BEST_CHECKPOINT = "checkpoints/best.pt"
 
@@ -89,6 +91,20 @@ class RunDirectory:
     def write_summary(self, summary: dict[str, Any]) -> None:
         text = json.dumps(summary, indent=2) + "\n"
         atomic_write(self.file(SUMMARY_FILE), lambda p: p.write_text(text))
+
+    def write_per_user_test(self, per_user: dict[str, Any]) -> None:
+        """``user`` (the dataset's internal user index) and every test metric at every K, a row per user."""
+        import pandas as pd
+
+        table = pd.DataFrame(per_user)
+        atomic_write(self.file(PER_USER_TEST_FILE), lambda p: table.to_csv(p, index=False, float_format="%.10g"))
+
+    def read_per_user_test(self):
+        """The table of :meth:`write_per_user_test` (a pandas DataFrame), or None for older runs."""
+        import pandas as pd
+
+        path = self.file(PER_USER_TEST_FILE)
+        return pd.read_csv(path) if path.exists() else None
 
     def read_summary(self) -> dict[str, Any] | None:
         path = self.file(SUMMARY_FILE)

@@ -13,7 +13,7 @@ import torch
 from sigerec.config import RunConfig
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
-from sigerec.evaluation.evaluator import evaluate
+from sigerec.evaluation.evaluator import evaluate_per_user
 from sigerec.models import Recommender, get_model_class
 from sigerec.training.progress import SilentProgress
 from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT, RunDirectory
@@ -37,20 +37,27 @@ def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
 def evaluate_split(model: Recommender, dataset: Dataset, split: str, config: RunConfig) -> dict[str, float]:
     """Full-ranking metrics on ``split``, training items masked (and valid items at test
     time when ``mask_valid_in_test`` is set)."""
+    return evaluate_split_per_user(model, dataset, split, config, keep_users=False)[0]
+
+
+def evaluate_split_per_user(
+    model: Recommender, dataset: Dataset, split: str, config: RunConfig, keep_users: bool = True
+) -> tuple[dict[str, float], dict | None]:
+    """:func:`evaluate_split` and, with ``keep_users``, each evaluated user's metrics."""
     mask = dataset.train
     if split == "test" and config.training.mask_valid_in_test:
         mask = (dataset.train + dataset.valid).tocsr()
     model.eval()
     with torch.no_grad():
         score_users = model.scorer()
-        metrics = evaluate(
+        return evaluate_per_user(
             score_users,
             dataset.split(split),
             mask,
             ks=config.training.topk,
             chunk_size=config.training.eval_batch_size,
+            keep_users=keep_users,
         )
-    return metrics
 
 
 class Trainer:
@@ -75,6 +82,10 @@ class Trainer:
         # Called as observer(epoch, batch_index, loss_terms) before each backward pass, with the
         # graph alive (e.g. to take each term's gradient); None in ordinary training.
         self.batch_observer = batch_observer
+        # Called as on_evaluation(epoch, valid_metrics) after each evaluation; True stops training
+        # there ("pruned", e.g. by a search's pruner) and the run finishes as usual.
+        self.on_evaluation = None
+        self.pruned = False
         self.model = build_model(config, dataset)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -202,6 +213,9 @@ class Trainer:
             self.run.write_metrics(self.history)
             self.progress.epoch_done(record)
             epoch += 1
+            if "valid" in record and self.on_evaluation is not None and self.on_evaluation(epoch - 1, record["valid"]):
+                self.pruned = True
+                break
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
@@ -214,8 +228,9 @@ class Trainer:
             )
         self.model.load_state_dict(best["model"])
         started = time.perf_counter()
-        test = evaluate_split(self.model, self.dataset, "test", self.config)
+        test, per_user = evaluate_split_per_user(self.model, self.dataset, "test", self.config)
         test_seconds = time.perf_counter() - started
+        self.run.write_per_user_test(per_user)
         train_times = [r["train_seconds"] for r in self.history]
         eval_times = [r["eval_seconds"] for r in self.history if "eval_seconds" in r]
         summary = {
@@ -234,6 +249,7 @@ class Trainer:
             "device": self.training.device,
             "valid": self.best_valid,
             "test": test,
+            **({"pruned": True} if self.pruned else {}),
         }
         self.run.write_summary(summary)
         return summary

@@ -1,0 +1,1 @@
+"""Hyperparameter search: search spaces, the Optuna study and the Ray Tune backend."""
