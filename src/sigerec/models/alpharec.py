@@ -18,6 +18,7 @@ from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.graphs.propagation import SparseOperator
 from sigerec.models.base import Recommender
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 AUTO_MODALITY = "auto"
 
@@ -108,12 +109,23 @@ class AlphaRec(Recommender):
     trained weights load into a model built on a dataset with new users and items, and
     :meth:`item_vectors_from_text` / :meth:`user_vector_from_liked_items` score items and
     users that were never trained on.
+
+    Search space: AlphaRec is not in MMRec; the official README runs differ only in the
+    temperature (0.15 and 0.2, 2 values; every run has n_layers 2 and 256 negatives).
     """
 
     name = "alpharec"
     config_class = AlphaRecConfig
     needs_features = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate": 5e-4, "train_batch_size": 4096}
+    search_space: ClassVar[SearchSpace] = {
+        "temperature": choices(
+            0.15,
+            0.2,
+            source="official AlphaRec README runs (github.com/LehengTHU/AlphaRec: --tau 0.15 Books, Movies & TV; "
+            "0.2 Games); not in MMRec",
+        ),
+    }
 
     def __init__(self, dataset: Dataset, config: AlphaRecConfig, device="cpu"):
         super().__init__(dataset, config, device)

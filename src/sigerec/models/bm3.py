@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import embedding_norm_loss
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -108,11 +110,17 @@ class BM3(Recommender):
     Initialisation as MMRec: ID tables Xavier-uniform; predictor and projection weights
     Xavier-normal, their biases torch's ``nn.Linear`` default. Hyperparameters and defaults:
     see :class:`BM3Config`.
+    Search space: MMRec's BM3 grid (n_layers x dropout x reg_weight, 8 combinations).
     """
 
     name = "bm3"
     config_class = BM3Config
     needs_features = True
+    search_space: ClassVar[SearchSpace] = {
+        "n_layers": choices(1, 2, source="MMRec src/configs/model/BM3.yaml (hyper_parameters)"),
+        "dropout": choices(0.3, 0.5, source="MMRec src/configs/model/BM3.yaml (hyper_parameters)"),
+        "reg_weight": choices(0.1, 0.01, source="MMRec src/configs/model/BM3.yaml (hyper_parameters)"),
+    }
 
     def __init__(self, dataset: Dataset, config: BM3Config, device="cpu"):
         super().__init__(dataset, config, device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -11,6 +12,7 @@ from sigerec.data.dataset import Dataset
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -27,10 +29,16 @@ class BPR(Recommender):
     Paper: Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
     Score s(u, i) = e_u . e_i from ID embeddings (Xavier-normal initialised, as MMRec);
     loss = BPR(s(u, i+), s(u, i-)) + reg_weight * (||e_u|| + ||e_i+|| + ||e_i-||) / batch.
+    Search space: MMRec's BPR grid (reg_weight, 7 values).
     """
 
     name = "bpr"
     config_class = BPRConfig
+    search_space: ClassVar[SearchSpace] = {
+        "reg_weight": choices(
+            2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, source="MMRec src/configs/model/BPR.yaml (hyper_parameters)"
+        ),
+    }
 
     def __init__(self, dataset: Dataset, config: BPRConfig, device="cpu"):
         super().__init__(dataset, config, device)

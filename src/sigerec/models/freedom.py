@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +19,7 @@ from sigerec.graphs.propagation import SparseOperator
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -90,10 +92,15 @@ class FREEDOM(Recommender):
     The projected features never enter the scores: they only shape the user vectors.
     Initialisation as MMRec: ID tables Xavier-uniform, projections torch's Linear default.
     Hyperparameters and defaults: see :class:`FREEDOMConfig`.
+    Search space: MMRec's FREEDOM grid (dropout x reg_weight, 8 combinations).
     """
 
     name = "freedom"
     config_class = FREEDOMConfig
+    search_space: ClassVar[SearchSpace] = {
+        "dropout": choices(0.8, 0.9, source="MMRec src/configs/model/FREEDOM.yaml (hyper_parameters)"),
+        "reg_weight": choices(0.0, 1e-5, 1e-4, 1e-3, source="MMRec src/configs/model/FREEDOM.yaml (hyper_parameters)"),
+    }
     needs_features = True
 
     def __init__(self, dataset: Dataset, config: FREEDOMConfig, device="cpu"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from sigerec.graphs.propagation import SparseOperator
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -53,6 +54,11 @@ class LGMRecConfig(ModelConfig):
     cl_weight: NonNegativeFloat = 1e-4
     reg_weight: NonNegativeFloat = 1e-6
     tau: PositiveFloat = 0.2
+
+
+# MMRec's LGMRec.yaml has no grid: one value per key for Baby, with Sports' and Clothing's
+# commented out beside it; the search space takes the three datasets' values.
+_LGMREC_SOURCE = "MMRec src/configs/model/LGMRec.yaml (Baby, Sports and Clothing values, their union)"
 
 
 @register_model
@@ -137,11 +143,22 @@ class LGMRec(Recommender):
     Initialisation as MMRec: ID tables, W^m and V^m Xavier-uniform, in MMRec's order (users,
     items, then per modality W^m, V^m). The features are frozen constants, not saved in
     checkpoints. Hyperparameters and defaults: see :class:`LGMRecConfig`.
+
+    Search space: MMRec's LGMRec.yaml sets one value per key for each dataset (Baby's active,
+    Sports' and Clothing's commented out), so the space is the union of those three settings
+    for the keys that differ (n_hyper_layer x hyper_num x keep_rate x alpha, 36 combinations);
+    cl_weight (1e-4), reg_weight (1e-6) and the layer counts are the same for all three.
     """
 
     name = "lgmrec"
     config_class = LGMRecConfig
     needs_features = True
+    search_space: ClassVar[SearchSpace] = {
+        "n_hyper_layer": choices(1, 2, source=_LGMREC_SOURCE),
+        "hyper_num": choices(4, 64, source=_LGMREC_SOURCE),
+        "keep_rate": choices(0.2, 0.4, 0.5, source=_LGMREC_SOURCE),
+        "alpha": choices(0.2, 0.3, 0.6, source=_LGMREC_SOURCE),
+    }
 
     def __init__(self, dataset: Dataset, config: LGMRecConfig, device="cpu"):
         super().__init__(dataset, config, device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -12,6 +13,7 @@ from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.models.base import Recommender, joint_id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -32,10 +34,17 @@ class LightGCN(Recommender):
     E^(l+1) = D^-1/2 A D^-1/2 E^(l) (eq. 7), final e = mean_{l=0..L} E^(l) (eq. 8, the
     1/(L+1) weights), score = e_u . e_i (eq. 5). Loss: BPR on the final vectors plus
     reg_weight times the norm of the layer-0 embeddings of the batch (as MMRec).
+    Search space: MMRec's LightGCN grid (n_layers x reg_weight, 20 combinations).
     """
 
     name = "lightgcn"
     config_class = LightGCNConfig
+    search_space: ClassVar[SearchSpace] = {
+        "n_layers": choices(1, 2, 3, 4, source="MMRec src/configs/model/LightGCN.yaml (hyper_parameters)"),
+        "reg_weight": choices(
+            1e-2, 1e-3, 1e-4, 1e-5, 1e-6, source="MMRec src/configs/model/LightGCN.yaml (hyper_parameters)"
+        ),
+    }
 
     def __init__(self, dataset: Dataset, config: LightGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)

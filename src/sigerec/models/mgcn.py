@@ -11,6 +11,7 @@ from sigerec.graphs.dataset_graphs import modality_knn_graph
 from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
 from sigerec.models.semantic_branch import BehaviourSemanticRecommender
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -58,12 +59,18 @@ class MGCN(BehaviourSemanticRecommender):
       in-batch negatives (rows of the batch, repeats included, as MMRec).
     Differences from MMRec: items with all-zero features have no kNN neighbours instead of NaN
     rows (see ``knn_item_graph``); graphs are cached on disk keyed by their inputs.
+    Search space: MMRec's MGCN grid (cl_weight, MMRec's ``cl_loss``, 3 values).
     """
 
     name = "mgcn"
     config_class = MGCNConfig
     needs_features = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
+    search_space: ClassVar[SearchSpace] = {
+        "cl_weight": choices(
+            0.001, 0.01, 0.1, source="MMRec src/configs/model/MGCN.yaml (hyper_parameters; its key cl_loss)"
+        ),
+    }
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)

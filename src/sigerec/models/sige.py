@@ -15,6 +15,7 @@ from sigerec.graphs.item_graphs import CooccurrenceWeighting, mix_graphs
 from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
 from sigerec.models.semantic_branch import BehaviourSemanticRecommender, Fuser
+from sigerec.search_space import SearchSpace, choices, interval
 
 
 @dataclass
@@ -82,6 +83,11 @@ class SIGEConfig(ModelConfig):
     reg_weight: NonNegativeFloat = 1e-4
 
 
+# The contrastive weights' range: 0.1 stalls SIGE, 0.001 trains but needs ~230 epochs
+# (docs/sige.md, "What did not fix it" and the candidates unit-w0.1, unit-w0.001, uu-w0.003).
+_SIGE_WEIGHT_SOURCE = "docs/sige.md (default 0.01; 0.1 stalls, 0.001 trains slowly: 'What did not fix it')"
+
+
 @register_model
 class SIGE(BehaviourSemanticRecommender):
     """SIGE, reconstructed from the abstract and ``sige.md`` (every [choice] is a config key).
@@ -110,12 +116,30 @@ class SIGE(BehaviourSemanticRecommender):
     SIGE computes exactly MGCN's scores, loss and gradients (``align_weight`` is MGCN's
     ``cl_weight``); a test checks it. With one modality "pairwise" has no pair and adds 0.
     Training defaults: lr decay (0.96, 50), as sige.md section 6 (and MGCN).
+    Search space: docs/sige.md ("Search space"): the infusion, noise, contrastive weights,
+    temperature and regulariser around their defaults (1 choice of 3 values and 6 ranges).
     """
 
     name = "sige"
     config_class = SIGEConfig
     needs_features = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
+    # No published grid: docs/sige.md's measurements bound each range (see its "Search space").
+    search_space: ClassVar[SearchSpace] = {
+        "infusion_alpha": choices(
+            0.25, 0.5, 0.75, source="docs/sige.md (row 2, default 0.5; without infusion -1.9% test R@20)"
+        ),
+        "noise_eps": interval(
+            0.05, 0.2, log=True, source="docs/sige.md (row 4, default 0.1; without perturbation -5.8% test R@20)"
+        ),
+        "pert_weight": interval(0.001, 0.03, log=True, source=_SIGE_WEIGHT_SOURCE),
+        "anchor_weight": interval(0.001, 0.03, log=True, source=_SIGE_WEIGHT_SOURCE),
+        "align_weight": interval(0.001, 0.03, log=True, source=_SIGE_WEIGHT_SOURCE),
+        "temperature": interval(
+            0.1, 0.5, log=True, source="docs/sige.md (row 6, default 0.2; 0.5 mixed on two ML-100k splits)"
+        ),
+        "reg_weight": interval(1e-5, 1e-3, log=True, source="docs/sige.md (row 6, default 1e-4, as MGCN)"),
+    }
 
     def __init__(self, dataset: Dataset, config: SIGEConfig, device="cpu"):
         super().__init__(dataset, config, device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from sigerec.data.dataset import Dataset
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
 from sigerec.models.registry import register_model
+from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
@@ -20,7 +22,7 @@ class VBPRConfig(ModelConfig):
     """``embedding_size`` (d, default 64): size of the item ID embedding and of the feature
     projection, so user and item vectors have 2d entries; ``reg_weight`` (default 1e-4):
     weight of the embedding-norm penalty on the batch's user and item vectors (MMRec grid
-    0.1 .. 1e-5)."""
+    2.0 .. 1e-5)."""
 
     reg_weight: NonNegativeFloat = 1e-4
 
@@ -50,10 +52,16 @@ class VBPR(Recommender):
     ``xavier_normal_initialization`` does not touch), projection weight Xavier-normal, bias 0.
 
     Hyperparameters: ``embedding_size`` d = 64, ``reg_weight`` = 1e-4 (see :class:`VBPRConfig`).
+    Search space: MMRec's VBPR grid (reg_weight, 7 values).
     """
 
     name = "vbpr"
     config_class = VBPRConfig
+    search_space: ClassVar[SearchSpace] = {
+        "reg_weight": choices(
+            2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, source="MMRec src/configs/model/VBPR.yaml (hyper_parameters)"
+        ),
+    }
     needs_features = True
 
     def __init__(self, dataset: Dataset, config: VBPRConfig, device="cpu"):
