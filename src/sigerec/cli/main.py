@@ -1,5 +1,5 @@
 """The ``sigerec`` command line (Typer): data, encode, train, evaluate, compare, models, demo,
-export, recommend, similar, serve."""
+tune, export, recommend, similar, serve."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sigerec.cli.encode_commands import encode_app
 from sigerec.cli.export_commands import register_export_commands
 from sigerec.cli.run_commands import register_run_commands
 from sigerec.cli.serve_command import register_serve_command
+from sigerec.cli.tune_command import register_tune_command
 
 app = typer.Typer(
     help="sigerec: train, evaluate and compare graph-based multimodal recommenders.",
@@ -26,6 +27,7 @@ app.add_typer(encode_app, name="encode")
 register_run_commands(app)
 register_export_commands(app)
 register_serve_command(app)
+register_tune_command(app)
 
 
 def main() -> None:

@@ -1,0 +1,84 @@
+"""``sigerec tune``: search a model's settings on valid data, one machine or a Ray cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sigerec.cli.errors import report_errors
+from sigerec.config import parse_set_options
+from sigerec.errors import SigerecError
+
+
+@report_errors
+def tune_command(
+    data: Annotated[str, typer.Option("--data", help="Dataset folder (MMRec format) or a built-in name: baby.")],
+    model: Annotated[str, typer.Option("--model", help="Model name, see `sigerec models`.")],
+    trials: Annotated[int, typer.Option(min=1, help="Trials to finish (pruned ones count).")] = 20,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    space: Annotated[
+        Path | None, typer.Option("--space", help="YAML search space replacing the model's own (see docs).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Fix a setting in every trial: key=value (repeatable).")
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default <model>-<dataset>).")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL (default: SQLite file study.db in --out).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder of the study, its run folders and results.")] = Path(
+        "tuning"
+    ),
+    device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of every trial's run.")] = 999,
+) -> None:
+    """Search a model's settings with Optuna (seeded TPE, median pruning on valid metrics).
+
+    Example: sigerec tune --data .bench_data/ml100k --model lightgcn --trials 20 --out tuning/lightgcn-ml100k
+
+    Every trial is an ordinary run folder under OUT/runs (use `sigerec compare` or `export` on
+    it). Selection reads valid metrics only; the selected trial's test metrics are printed as
+    such. Running the same command again continues the study stored in OUT/study.db: finished
+    trials are kept, an interrupted one reruns from its last checkpoint. At the end OUT holds
+    trials.csv (best first), best.yaml (for `sigerec train --config`) and two PNG plots.
+    """
+    from sigerec.models import get_model_class
+    from sigerec.search_space import read_space_file
+    from sigerec.training.run_report import format_table
+    from sigerec.tuning.results import best_trial, trial_rows, write_outputs
+    from sigerec.tuning.study import TuneSettings, run_study
+
+    model_class = get_model_class(model)
+    settings = TuneSettings(
+        data=data,
+        model=model_class.name,
+        space=read_space_file(space) if space is not None else dict(model_class.search_space),
+        trials=trials,
+        timeout=timeout,
+        overrides=parse_set_options(set_ or []),
+        study_name=study,
+        storage=storage,
+        out=out,
+        device=device,
+        seed=seed,
+    )
+    overlap = set(settings.space) & set(settings.overrides)
+    if overlap:
+        raise SigerecError(f"--set fixes {sorted(overlap)}, which the search space varies; drop one of them.")
+    finished = run_study(settings, announce=lambda line: typer.echo(line, err=True))
+    metric = settings.metric
+    typer.echo(format_table(trial_rows(finished, metric), "text"), nl=False)
+    best = best_trial(finished)
+    test = best.user_attrs.get("test", {})
+    typer.echo(
+        f"selected trial {best.number} on valid {metric} {best.value:.4f}; its test metrics: "
+        + ", ".join(f"{key} {test[key]:.4f}" for key in ("recall@20", "ndcg@20") if key in test)
+    )
+    for label, path in write_outputs(finished, out, metric).items():
+        typer.echo(f"{label}: {path}")
+
+
+def register_tune_command(app: typer.Typer) -> None:
+    app.command("tune")(tune_command)

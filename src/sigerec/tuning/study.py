@@ -1,0 +1,245 @@
+"""`sigerec tune` on one machine: an Optuna study whose trials are ordinary sigerec runs.
+
+Each trial trains one run folder under ``<out>/runs`` with the settings the sampler draws; the
+valid metric of every evaluation feeds the pruner, so a hopeless trial stops early (its run
+still finishes and is marked ``pruned``). The study lives in SQLite inside ``<out>`` by
+default, so running the same command again continues it: finished trials are not repeated,
+and a trial that was interrupted is run again with the same settings, resuming its run folder
+from its last checkpoint. Selection reads valid metrics only; test metrics are reported for
+the selected trial.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from sigerec.errors import SigerecError
+from sigerec.search_space import SearchSpace, space_as_mapping
+from sigerec.training import runner
+from sigerec.training.run_directory import RunDirectory
+from sigerec.tuning.sampling import FINISHED, ReplayableTPESampler, suggest
+
+STUDY_DB = "study.db"
+RUNS_FOLDER = "runs"
+# Trial attributes: the trial's run folder, and the run folder an interrupted trial continues.
+RUN_DIR = "run_dir"
+RESUME_FROM = "resume_from"
+
+
+@dataclass
+class TuneSettings:
+    """What defines a search; a resumed study must be run with the same."""
+
+    data: str
+    model: str
+    space: SearchSpace
+    trials: int = 20
+    timeout: float | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    study_name: str | None = None
+    storage: str | None = None
+    out: Path = Path("tuning")
+    device: str | None = None
+    seed: int = 999
+    # Median pruning: a trial stops when its valid metric at an evaluation is below the median
+    # of the finished trials at that evaluation, after the first ``pruner_startup`` trials
+    # finished and from evaluation ``pruner_warmup`` on.
+    pruner_startup: int = 3
+    pruner_warmup: int = 5
+
+    @property
+    def metric(self) -> str:
+        return self.overrides.get("valid_metric", "recall@20")
+
+    def name(self) -> str:
+        return self.study_name or f"{self.model}-{Path(self.data).name}"
+
+    def record(self) -> dict[str, Any]:
+        """The settings a resumed study must share with the one it continues."""
+        return {
+            "model": self.model,
+            "data": str(Path(self.data).resolve()) if Path(self.data).exists() else self.data,
+            "space": space_as_mapping(self.space),
+            "overrides": self.overrides,
+            "seed": self.seed,
+            "pruner": {
+                "kind": "median",
+                "startup_trials": self.pruner_startup,
+                "warmup_evaluations": self.pruner_warmup,
+            },
+        }
+
+
+def open_study(settings: TuneSettings) -> optuna.Study:
+    """The study of ``settings`` (created, or loaded to continue it), checked to match them."""
+    settings.out.mkdir(parents=True, exist_ok=True)
+    storage = settings.storage or f"sqlite:///{(settings.out / STUDY_DB).resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=settings.name(),
+        storage=storage,
+        sampler=ReplayableTPESampler(seed=settings.seed, n_startup_trials=min(10, max(2, settings.trials // 3))),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=settings.pruner_startup, n_warmup_steps=settings.pruner_warmup
+        ),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    record = json.loads(json.dumps(settings.record()))  # as stored: plain JSON values
+    saved = study.user_attrs.get("settings")
+    if saved is None:
+        study.set_user_attr("settings", record)
+    elif saved != record:
+        changed = sorted(key for key in record if record[key] != saved.get(key))
+        raise SigerecError(
+            f"study '{settings.name()}' in {storage} was started with other settings ({', '.join(changed)}). "
+            "Continue it with the same command, or give another --study or --out."
+        )
+    return study
+
+
+def requeue_interrupted(study: optuna.Study) -> int:
+    """Run again, with the same settings, trials a killed search left running or failed by interruption.
+
+    Such a trial is marked failed (the sampler ignores failed trials) and its settings are
+    queued, with its run folder, so the next trial continues that run from its last checkpoint.
+    """
+    requeued = set(study.user_attrs.get("requeued_trials", []))  # finished trials cannot be marked
+    queued = []
+    for trial in study.get_trials(deepcopy=False):
+        interrupted = trial.state == TrialState.RUNNING or trial.user_attrs.get("interrupted", False)
+        if not interrupted or trial.number in requeued:
+            continue
+        if trial.state == TrialState.RUNNING:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={RESUME_FROM: trial.user_attrs.get(RUN_DIR, "")})
+        queued.append(trial.number)
+    if queued:
+        study.set_user_attr("requeued_trials", sorted(requeued | set(queued)))
+    return len(queued)
+
+
+def make_objective(settings: TuneSettings, announce: Callable[[str], None] = print) -> Callable[[optuna.Trial], float]:
+    """The function Optuna calls per trial: train one run and return its best valid metric."""
+    runs_root = settings.out / RUNS_FOLDER
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, settings.space)
+        trainer, run_path = _trainer_for(trial, settings, params)
+
+        def report(epoch: int, valid: dict[str, float]) -> bool:
+            trial.report(valid[settings.metric], epoch)
+            return trial.should_prune()
+
+        trainer.on_evaluation = report
+        try:
+            if run_path is not None:
+                _replay_reports(trial, run_path, settings.metric)
+                _, summary = runner.resume(run_path, prepared=trainer)
+            else:
+                _, summary = runner.train(
+                    trainer.config,
+                    runs_root,
+                    prepared=trainer,
+                    announce=lambda path: trial.set_user_attr(RUN_DIR, str(path)),
+                )
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+        trial.set_user_attr("test", summary["test"])
+        trial.set_user_attr("best_epoch", summary["best_epoch"])
+        trial.set_user_attr("epochs", summary["epochs"])
+        if summary.get("pruned"):
+            raise optuna.TrialPruned()
+        return summary["valid"][settings.metric]
+
+    return objective
+
+
+def _trainer_for(trial: optuna.Trial, settings: TuneSettings, params: dict[str, Any]):
+    """``(trainer, run folder to resume or None)`` of a trial: a new run, or an interrupted one's."""
+    resume_from = trial.user_attrs.get(RESUME_FROM)
+    if resume_from and Path(resume_from, "config.yaml").exists():
+        run = RunDirectory.existing(resume_from)
+        if run.read_summary() is None:
+            trial.set_user_attr(RUN_DIR, str(run.path))
+            return runner.prepare(runner.load_run_config(run, settings.device)), run.path
+    flags = {"seed": settings.seed, "device": settings.device}
+    config = runner.resolve_config(
+        settings.model, settings.data, overrides={**settings.overrides, **params}, flags=flags
+    )
+    return runner.prepare(config), None
+
+
+def _replay_reports(trial: optuna.Trial, run_path: Path, metric: str) -> None:
+    """Report the evaluations an interrupted run had made, so the pruner sees them as before."""
+    for record in RunDirectory(run_path).read_metrics():
+        if "valid" in record:
+            trial.report(record["valid"][metric], record["epoch"])
+
+
+def progress_callback(settings: TuneSettings, announce: Callable[[str], None]):
+    """One line per finished or pruned trial, with its value and the best so far."""
+    started = time.perf_counter()
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state not in FINISHED:
+            return
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
+        value = trial.value if trial.state == TrialState.COMPLETE else _last_value(trial)
+        best = study.best_trial if any(t.state == TrialState.COMPLETE for t in finished) else None
+        state = (
+            "finished"
+            if trial.state == TrialState.COMPLETE
+            else f"pruned at epoch {trial.user_attrs.get('epochs', '?')}"
+        )
+        best_text = f"best {best.value:.4f} (trial {best.number})" if best else "no finished trial yet"
+        params = ", ".join(f"{k}={_format(v)}" for k, v in trial.params.items())
+        announce(
+            f"trial {trial.number} {state}: valid {settings.metric} {value:.4f}; {best_text}; "
+            f"{len(finished)}/{settings.trials} trials, {time.perf_counter() - started:.0f} s; {params}"
+        )
+
+    return callback
+
+
+def _last_value(trial: optuna.trial.FrozenTrial) -> float:
+    values = trial.intermediate_values
+    return max(values.values()) if values else float("nan")
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_study(settings: TuneSettings, announce: Callable[[str], None] = print) -> optuna.Study:
+    """Run (or continue) the search until ``settings.trials`` trials finished or the timeout."""
+    if not settings.space:
+        raise SigerecError(
+            f"model '{settings.model}' declares no search space; give one with --space FILE (see `sigerec tune --help`)."
+        )
+    study = open_study(settings)
+    requeued = requeue_interrupted(study)
+    done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    if done or requeued:
+        announce(
+            f"continuing study '{settings.name()}': {done} trial(s) finished, {requeued} interrupted one(s) to rerun"
+        )
+    remaining = settings.trials - done
+    if remaining > 0:
+        study.optimize(
+            make_objective(settings, announce),
+            n_trials=remaining,
+            timeout=settings.timeout,
+            callbacks=[progress_callback(settings, announce)],
+            catch=(),
+        )
+    return study
