@@ -90,7 +90,7 @@ def test_a_trial_left_running_by_a_killed_process_is_run_again(baby_subset_dir, 
     finished = run_study(settings, announce=lines.append)
     states = [t.state for t in finished.trials]
     assert states.count(optuna.trial.TrialState.FAIL) == 1 and "1 interrupted" in lines[0]
-    rerun = [t for t in finished.trials if t.state == optuna.trial.TrialState.COMPLETE][0]
+    rerun = next(t for t in finished.trials if t.state == optuna.trial.TrialState.COMPLETE)
     assert rerun.params == {"n_layers": 1, "reg_weight": 1e-3}  # the stale trial's settings, run again
 
 
