@@ -17,6 +17,7 @@ from sigerec.training import runner
 from sigerec.training.run_directory import RunDirectory
 from sigerec.tuning import study as study_module
 from sigerec.tuning.results import BEST_SETTINGS_FILE, TRIALS_FILE, trial_rows, write_outputs
+from sigerec.tuning.sampling import suggest
 from sigerec.tuning.study import TuneSettings, run_study
 
 SPACE = {"n_layers": choices(1, 2), "reg_weight": interval(1e-5, 1e-2, log=True, source="test")}
@@ -85,7 +86,7 @@ def test_a_trial_left_running_by_a_killed_process_is_run_again(baby_subset_dir, 
     settings = _settings(baby_subset_dir, tmp_path / "study", trials=2)
     study = study_module.open_study(settings)
     study.enqueue_trial({"n_layers": 1, "reg_weight": 1e-3})
-    study.ask()  # a trial that starts and never reports back, as after SIGKILL
+    suggest(study.ask(), SPACE)  # a trial that starts and never reports back, as after SIGKILL
     lines = []
     finished = run_study(settings, announce=lines.append)
     states = [t.state for t in finished.trials]
