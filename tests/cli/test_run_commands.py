@@ -84,9 +84,9 @@ def test_evaluate_prints_one_row_for_valid_and_one_for_test(trained):
     assert "recall@20" in result.output.splitlines()[0]
 
 
-def test_compare_as_markdown_prints_a_pipe_table_with_one_row_per_run(trained):
+def test_compare_per_run_as_markdown_prints_a_pipe_table_with_one_row_per_run(trained):
     run_dir = trained[0]
-    result = invoke("compare", run_dir, run_dir, "--format", "markdown")
+    result = invoke("compare", run_dir, run_dir, "--format", "markdown", "--per-run")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("| run | model | dataset | test recall@10")
@@ -94,14 +94,82 @@ def test_compare_as_markdown_prints_a_pipe_table_with_one_row_per_run(trained):
     assert lines[2:] == [lines[2]] * 2 and lines[2].startswith(f"| {run_dir.name} | bpr | babysub |")
 
 
-def test_compare_as_csv_prints_a_header_and_one_line_per_run(trained):
+def test_compare_per_run_as_csv_prints_a_header_and_one_line_per_run(trained):
     run_dir = trained[0]
-    result = invoke("compare", run_dir, run_dir, "--format", "csv")
+    result = invoke("compare", run_dir, run_dir, "--format", "csv", "--per-run")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("run,model,dataset,test recall@10,")
     assert len(lines) == 3 and lines[1].startswith(f"{run_dir.name},bpr,babysub,")
     assert all(line.count(",") == lines[0].count(",") for line in lines)
+
+
+# --- several seeds and significance --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_groups(baby_subset_dir, tmp_path_factory):
+    """Group folders of BPR and LightGCN, each trained under seeds 1 and 2 (2 epochs), and the
+    output of the command that trained BPR's."""
+    runs = tmp_path_factory.mktemp("seed-runs")
+    outputs = {}
+    for model in ("bpr", "lightgcn"):
+        result = invoke(
+            "train", "--data", baby_subset_dir, "--model", model, "--epochs", "2", "--seeds", "1,2", "-q", "--out", runs
+        )
+        assert result.exit_code == 0, result.output
+        outputs[model] = result.output
+    bpr_group, lightgcn_group = (next(runs.glob(f"{model}-babysub-seeds-*")) for model in ("bpr", "lightgcn"))
+    return bpr_group, lightgcn_group, outputs["bpr"]
+
+
+def test_train_with_seeds_writes_a_run_folder_per_seed_and_the_aggregate(seed_groups):
+    bpr_group, _, output = seed_groups
+    assert sorted(p.name for p in bpr_group.iterdir()) == ["aggregate.json", "seed-1", "seed-2"]
+    assert (bpr_group / "seed-2" / "summary.json").is_file()
+    assert f"group folder: {bpr_group}" in output
+    test_row = next(line for line in output.splitlines() if line.startswith("test "))
+    assert "±" in test_row
+
+
+def test_compare_of_two_group_folders_as_markdown_shows_mean_std_and_a_p_value(seed_groups):
+    bpr_group, lightgcn_group, _ = seed_groups
+    result = invoke("compare", bpr_group, lightgcn_group, "--format", "markdown", "--metrics", "recall@20,ndcg@20")
+    assert result.exit_code == 0, result.output
+    header, _, *rows = result.output.splitlines()[:4]
+    assert header == (
+        "| model | dataset | settings | runs | test recall@20 | test ndcg@20 | p (Holm) vs best recall@20 |"
+    )
+    assert [row.split(" | ")[0] for row in rows] == ["| bpr", "| lightgcn"]
+    assert all(" ± " in row and row.split(" | ")[3] == "2" for row in rows)
+    p_cells = [row.rstrip(" |").rsplit("| ", 1)[-1] for row in rows]
+    assert p_cells.count("best") == 1
+    assert 0 < float(next(cell for cell in p_cells if cell != "best")) <= 1
+    assert "paired Wilcoxon signed-rank test over the test users of recall@20" in result.output
+
+
+def test_compare_as_csv_puts_mean_and_std_in_columns_and_notes_on_stderr(seed_groups):
+    result = invoke("compare", *seed_groups[:2], "--format", "csv", "--metrics", "recall@20")
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header == "model,dataset,settings,runs,test recall@20 mean,test recall@20 std,p (Holm) vs best recall@20"
+    assert len(rows) == 2 and all(row.count(",") == header.count(",") for row in rows)
+    assert "Holm" in result.stderr
+
+
+def test_compare_without_per_user_metrics_says_why_there_is_no_p_value(seed_groups, tmp_path):
+    bpr_group, lightgcn_group, _ = seed_groups
+    older = Path(shutil.copytree(bpr_group / "seed-1", tmp_path / "older"))
+    (older / "test_per_user.csv").unlink()
+    result = invoke("compare", lightgcn_group, older, "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert "test_per_user.csv" in result.output and "n/a" in result.output
+
+
+def test_compare_per_run_of_a_group_folder_lists_each_seeds_run(seed_groups):
+    result = invoke("compare", seed_groups[0], "--per-run", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert [line.split(",")[0] for line in result.output.splitlines()[1:]] == ["seed-1", "seed-2"]
 
 
 def test_resume_of_a_finished_run_exits_0_without_training_again(finished_run):
@@ -168,6 +236,22 @@ def test_train_without_data_or_model_says_which_options_it_needs():
 def test_resume_of_a_folder_that_is_not_a_run_says_so(baby_subset_dir):
     result = invoke("train", "--resume", baby_subset_dir)
     assert_usage_error(result, str(baby_subset_dir), "not a run folder (no config.yaml)")
+
+
+@pytest.mark.parametrize("other", [["--seed", "3"], ["--resume", "somewhere"]], ids=["seed", "resume"])
+def test_seeds_with_seed_or_resume_is_refused(baby_subset_dir, tmp_path, other):
+    result = invoke("train", "--data", baby_subset_dir, "--model", "bpr", "--seeds", "1,2", *other, "--out", tmp_path)
+    assert_usage_error(result, "--seeds trains one run per seed")
+    assert not list(tmp_path.iterdir())
+
+
+def test_seeds_that_are_not_integers_are_named(baby_subset_dir, tmp_path):
+    result = invoke("train", "--data", baby_subset_dir, "--model", "bpr", "--seeds", "1,two", "--out", tmp_path)
+    assert_usage_error(result, "'two' is not an integer")
+
+
+def test_compare_of_a_folder_without_runs_says_so(tmp_path):
+    assert_usage_error(invoke("compare", tmp_path), "neither a run folder", "group folder")
 
 
 def test_compare_of_an_unfinished_run_suggests_resuming_it(finished_run):

@@ -12,6 +12,7 @@ from rich.console import Console
 from sigerec.cli.errors import report_errors, warn
 from sigerec.config import parse_set_options
 from sigerec.errors import SigerecError
+from sigerec.training.seeds import parse_seeds
 
 console = Console()
 
@@ -44,6 +45,14 @@ def train_command(
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of settings (MMRec key names).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 999, as MMRec).")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds",
+            help="Train once per seed, e.g. 1,2,3,4,5, into one group folder with aggregate.json "
+            "(mean and std over seeds). Not with --seed or --resume. Running it again starts a new group.",
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum number of epochs (default 1000).")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
@@ -57,9 +66,23 @@ def train_command(
     Every run writes RUNS_DIR/<model>-<dataset>-<time>/ with config.yaml, metrics.jsonl,
     checkpoints/{best,last}.pt and summary.json. An interrupted run continues with
     `sigerec train --resume RUN_DIR` and ends with the same metrics.
+
+    With --seeds 1,2,3 (e.g. sigerec train --data baby --model lightgcn --seeds 1,2,3) the runs
+    are RUNS_DIR/<model>-<dataset>-seeds-<time>/seed-<n>/, and aggregate.json (mean and std over
+    seeds) is written there when every seed has finished. After an interruption, resume the
+    unfinished seed with --resume GROUP_DIR/seed-<n>; seeds not yet started are not run, and
+    `sigerec compare GROUP_DIR` reads the finished ones.
     """
     from sigerec.training import runner
 
+    if seeds is not None and (seed is not None or resume is not None):
+        raise SigerecError(
+            "--seeds trains one run per seed, so it goes with neither --seed (give one of the two) nor "
+            "--resume (resume each seed's run folder on its own: sigerec train --resume RUN_DIR)."
+        )
+    if seeds is not None:
+        _train_seeds(data, model, config, set_, parse_seeds(seeds), epochs, device, out, quiet)
+        return
     if resume is not None:
         existing = runner.RunDirectory.existing(resume)
         if existing.read_summary() is not None:
@@ -79,6 +102,25 @@ def train_command(
                 run_config, out, progress=progress, warn=warn, announce=_announce, prepared=prepared
             )
     _print_summary(run.path, summary)
+
+
+def _train_seeds(data, model, config, set_, seeds, epochs, device, out, quiet) -> None:
+    from sigerec.training import runner
+    from sigerec.training.run_report import aggregate_rows, format_table
+
+    if data is None or model is None:
+        raise SigerecError("give --data and --model with --seeds; see `sigerec train --help`.")
+    flags = {"epochs": epochs, "device": device}
+    run_config = runner.resolve_config(model, data, config, parse_set_options(set_ or []), flags)
+
+    def announce(seed: int, run_path: Path) -> None:
+        typer.echo(f"seed {seed}: run folder {run_path} (resume with: sigerec train --resume {run_path})", err=True)
+
+    group, aggregate = runner.train_seeds(
+        run_config, seeds, out, progress_factory=lambda c: _progress(c, quiet), warn=warn, announce=announce
+    )
+    typer.echo(f"group folder: {group} (seeds {', '.join(map(str, seeds))}; mean ± sample std over seeds)")
+    typer.echo(format_table(aggregate_rows(aggregate)), nl=False)
 
 
 @report_errors
@@ -103,20 +145,44 @@ def evaluate_command(
 
 @report_errors
 def compare_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders and group folders (--seeds).")],
     fmt: Annotated[str, typer.Option("--format", help="text, markdown or csv.")] = "text",
-    metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "recall@10,recall@20,ndcg@10,ndcg@20",
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated metrics; the first one picks the best group and is tested.")
+    ] = "recall@10,recall@20,ndcg@10,ndcg@20",
     split: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    per_run: Annotated[bool, typer.Option("--per-run", help="One row per run, with timings (no grouping).")] = False,
 ) -> None:
-    """A table of finished runs: metrics at the best-valid epoch and timings.
+    """A table of finished runs, one row per group of runs that differ only in their seed.
 
-    Example: sigerec compare runs/* --format markdown
+    Each row shows mean ± std over the group's runs and, when several groups share a dataset,
+    the p-value of a paired Wilcoxon signed-rank test over test users of the first metric
+    against the best group of that dataset, Holm-corrected. A group folder (made by
+    `sigerec train --seeds`) stands for its run folders. --per-run prints one row per run with
+    the best epoch and timings instead.
+
+    Example: sigerec compare runs/bpr-baby-seeds-* runs/lightgcn-baby-seeds-* --format markdown
     """
-    from sigerec.training.run_report import format_table, run_row
+    from sigerec.training.run_report import (
+        compare_groups,
+        comparison_rows,
+        expand_run_folders,
+        format_notes,
+        format_table,
+        run_row,
+    )
 
     wanted = tuple(m.strip() for m in metrics.split(",") if m.strip())
-    rows = [run_row(path, wanted, split) for path in run_dirs]
-    typer.echo(format_table(rows, fmt), nl=False)
+    paths = expand_run_folders(run_dirs)
+    if per_run:
+        typer.echo(format_table([run_row(path, wanted, split) for path in paths], fmt), nl=False)
+        return
+    comparison = compare_groups(paths, wanted, split)
+    typer.echo(format_table(comparison_rows(comparison, fmt), fmt), nl=False)
+    if fmt == "csv":  # notes would break the CSV; they go to stderr
+        typer.echo(format_notes(comparison.notes), nl=False, err=True)
+    else:
+        typer.echo("\n" + format_notes(comparison.notes, fmt), nl=False)
 
 
 @report_errors

@@ -3,6 +3,9 @@ benchmarks use, so both train exactly the same way."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from sigerec.errors import SigerecError
 from sigerec.evaluation.metrics import METRIC_NAMES
 from sigerec.models import get_model_class
 from sigerec.training.run_directory import RunDirectory
+from sigerec.training.seeds import aggregate_summaries, write_aggregate
 from sigerec.training.trainer import Trainer
 
 
@@ -83,16 +87,22 @@ def train(
     warn=None,
     announce=None,
     prepared: Trainer | None = None,
+    run_name: str | None = None,
 ) -> tuple[RunDirectory, dict]:
     """Train a new run under ``runs_root``; returns its folder and summary.
 
     ``prepared`` is the result of :func:`prepare` when the caller checked the run first;
     ``announce(path)`` is called once the run folder exists, before training starts.
+    The run folder is ``<model>-<dataset>-<time>`` unless ``run_name`` names a new folder.
     """
     if prepared is not None and prepared.config is not config:
         raise ValueError("runner.train: `prepared` was made by runner.prepare for another config")
     trainer = prepared if prepared is not None else prepare(config, warn=warn)
-    run = RunDirectory.create(runs_root, config.model, trainer.dataset.name)
+    if run_name is None:
+        run = RunDirectory.create(runs_root, config.model, trainer.dataset.name)
+    else:
+        run = RunDirectory(Path(runs_root) / run_name)
+        run.path.mkdir(parents=True)  # exist_ok=False: never train into another run's folder
     run.write_config(config.to_dict())
     if announce is not None:
         announce(run.path)
@@ -100,6 +110,54 @@ def train(
     if progress is not None:
         trainer.progress = progress
     return run, trainer.fit()
+
+
+def train_seeds(
+    config: RunConfig,
+    seeds: Sequence[int],
+    runs_root: str | Path = "runs",
+    progress_factory: Callable[[RunConfig], Any] | None = None,
+    warn=None,
+    announce: Callable[[int, Path], None] | None = None,
+) -> tuple[Path, dict]:
+    """Train ``config`` once per seed into a group folder; returns it and its aggregate.
+
+    The group is ``<runs_root>/<model>-<dataset>-seeds-<time>/``, holding one ordinary run
+    folder per seed, ``seed-<n>`` (each resumable with ``sigerec train --resume``), and
+    ``aggregate.json`` (:func:`sigerec.training.seeds.aggregate_summaries`), written once every
+    seed has finished. Each seed's run is exactly ``train`` of ``config`` with that seed.
+    ``progress_factory(config)`` gives each seed's progress context; ``announce(seed, run_path)``
+    is called as each run folder is made.
+    """
+    if not seeds:
+        raise SigerecError("--seeds: give at least one seed, e.g. --seeds 1,2,3.")
+    # replace() builds a new TrainingConfig, so each seed's settings are checked again.
+    configs = [dataclasses.replace(config, training=dataclasses.replace(config.training, seed=s)) for s in seeds]
+    prepared = prepare(configs[0], warn=warn)  # refuse before the group folder exists
+    # The group folder is named and made unique as run folders are, with "-seeds" after the dataset.
+    group = RunDirectory.create(runs_root, config.model, f"{prepared.dataset.name}-seeds").path
+    run_names, summaries = [], []
+    for seed, seed_config in zip(seeds, configs):
+        if prepared is None:
+            # The same data again: its warnings were shown for the first seed.
+            prepared = prepare(seed_config, warn=lambda message: None)
+        on_run_folder = (lambda path, seed=seed: announce(seed, path)) if announce is not None else None
+        with progress_factory(seed_config) if progress_factory is not None else nullcontext() as progress:
+            run, summary = train(
+                seed_config,
+                group,
+                progress=progress,
+                warn=warn,
+                announce=on_run_folder,
+                prepared=prepared,
+                run_name=f"seed-{seed}",
+            )
+        prepared = None
+        run_names.append(run.path.name)
+        summaries.append(summary)
+    aggregate = aggregate_summaries(seeds, run_names, summaries)
+    write_aggregate(group, aggregate)
+    return group, aggregate
 
 
 def load_run_config(run: RunDirectory, device: str | None = None) -> RunConfig:
