@@ -1,0 +1,197 @@
+"""The fair benchmark: every model gets the same tuning budget, then its selected settings run over several seeds.
+
+Example: python benchmarks/fair.py --datasets ml100k --models lightgcn,sige --trials 2 --seeds 3
+
+For each dataset and model: `sigerec tune` with the same trial count, pruner and seed (the
+model's own search space; selection on valid Recall@20 only), timed; then the selected settings
+(`best.yaml`) trained once per seed 1..K (`runner.train_seeds`). The table shows mean ± std of
+test Recall@20 and NDCG@20 over the seeds, the paired Wilcoxon p-value (test users, Holm-corrected
+per dataset) of SIGE against each other model, and the hours each search took; the plot has one
+panel per dataset, with error bars. Work already done under --out (a finished study, a finished
+seed group) is reused, so an interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from common import (
+    REPO,
+    RESULTS,
+    add_output_options,
+    markdown_table,
+    provenance,
+    provenance_list,
+    run_sigerec,
+    write_section,
+)
+
+SECTION = "fair"
+DATASETS = "ml100k,ml100k-kg,baby-official"
+MODELS = "lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
+FOCUS = "sige"  # the model every other one is tested against
+PLOT = REPO / "docs" / "img" / "fair.png"
+
+
+def search(data: Path, model: str, trials: int, out: Path) -> float:
+    """Run (or continue) the model's study; the seconds this invocation spent searching."""
+    started = time.perf_counter()
+    run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
+    return time.perf_counter() - started
+
+
+def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
+    """The seed group of the selected settings, trained unless a finished one exists."""
+    from sigerec.training import runner
+
+    finished = sorted(path.parent for path in (out / "final-seeds").glob("*/aggregate.json"))
+    if finished:
+        return finished[-1]
+    config = runner.resolve_config(model, str(data), config_file=out / "best.yaml")
+    group, _ = runner.train_seeds(config, seeds, out / "final-seeds")
+    return group
+
+
+def measure(dataset: str, model: str, args) -> dict:
+    """One row: the search (timed, accumulated over invocations) and the seed group's aggregate."""
+    out = args.out / dataset / model
+    timing_file = out / "search_seconds.json"
+    spent = json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
+    spent += search(args.data_root / dataset, model, args.trials, out)
+    out.mkdir(parents=True, exist_ok=True)
+    timing_file.write_text(json.dumps({"seconds": spent}))
+    group = final_seeds(out, args.data_root / dataset, model, args.seeds)
+    aggregate = json.loads((group / "aggregate.json").read_text())
+    with open(out / "trials.csv") as handle:
+        states = [line.split(",")[1] for line in handle.read().splitlines()[1:]]
+    return {
+        "dataset": dataset,
+        "model": model,
+        "trials": len(states),
+        "pruned": states.count("pruned"),
+        "search_hours": spent / 3600,
+        "seeds": aggregate["seeds"],
+        "test": aggregate["test"],
+        "valid": aggregate["valid"],
+        "group": str(group.relative_to(REPO)) if group.is_relative_to(REPO) else str(group),
+    }
+
+
+def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[str, str], float]:
+    """Holm-corrected paired Wilcoxon p of ``focus`` against each other model, per dataset."""
+    from sigerec.evaluation.significance import holm, paired_wilcoxon
+    from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
+
+    result = {}
+    for dataset in sorted({row["dataset"] for row in rows}):
+        groups = {}
+        for row in rows:
+            if row["dataset"] == dataset:
+                (group,) = group_runs(expand_run_folders([REPO / row["group"]]), [metric], "test")
+                groups[row["model"]] = group_per_user(group, metric)
+        if focus not in groups or groups[focus] is None:
+            continue
+        others = [m for m in groups if m != focus and groups[m] is not None]
+        raw = []
+        for model in others:
+            paired = groups[focus].to_frame("a").join(groups[model].to_frame("b"), how="inner")
+            raw.append(paired_wilcoxon(paired["a"], paired["b"]))
+        result.update({(dataset, model): p for model, p in zip(others, holm(raw))})
+    return result
+
+
+def section_content(results: dict) -> str:
+    rows = results["rows"]
+    p_values = {(p["dataset"], p["model"]): p["p"] for p in results["p_values"]}
+    table_rows = []
+    for row in rows:
+        test = row["test"]
+        p = p_values.get((row["dataset"], row["model"]))
+        table_rows.append(
+            [
+                row["dataset"],
+                row["model"],
+                f"{row['trials']} ({row['pruned']} pruned)",
+                f"{test['recall@20']['mean']:.4f} ± {test['recall@20']['std'] or 0:.4f}",
+                f"{test['ndcg@20']['mean']:.4f} ± {test['ndcg@20']['std'] or 0:.4f}",
+                "—" if row["model"] == FOCUS else (f"{p:.2g}" if p is not None else "n/a"),
+                f"{row['search_hours']:.2f}",
+            ]
+        )
+    table = markdown_table(
+        ["dataset", "model", "trials", "test R@20 (mean ± std)", "test N@20", f"p {FOCUS} vs model (Holm)", "search h"],
+        table_rows,
+    )
+    budget = (
+        f"Budget: {results['trials']} trials per model (each model's own search space, seeded TPE, median pruning "
+        f"after 3 finished trials from the 5th evaluation), selection on valid Recall@20; the selected settings "
+        f"over seeds {', '.join(map(str, results['seeds']))} (mean ± sample std). p: two-sided paired Wilcoxon "
+        f"over test users of Recall@20 (each user's value averaged over seeds), Holm-corrected per dataset."
+    )
+    plot = f"\n\n![Fair benchmark](img/{PLOT.name})" if results.get("plot") else ""
+    return "\n\n".join([budget, "Measured with:\n\n" + provenance_list([results]), table]) + plot
+
+
+def plot(rows: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.8), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        own = [row for row in rows if row["dataset"] == dataset]
+        means = [row["test"]["recall@20"]["mean"] for row in own]
+        errors = [row["test"]["recall@20"]["std"] or 0.0 for row in own]
+        colours = ["tab:red" if row["model"] == FOCUS else "tab:blue" for row in own]
+        axis.bar([row["model"] for row in own], means, yerr=errors, capsize=3, color=colours)
+        low = min(m - e for m, e in zip(means, errors))
+        axis.set_ylim(max(0.0, low * 0.9), max(m + e for m, e in zip(means, errors)) * 1.03)
+        axis.set_title(f"{dataset}: test Recall@20 (mean ± std)")
+        axis.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=REPO / ".bench_data", help="From prepare_data.py.")
+    parser.add_argument("--datasets", default=DATASETS)
+    parser.add_argument("--models", default=MODELS)
+    parser.add_argument("--trials", type=int, default=8, help="Trials per model (the same for every model).")
+    parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
+    add_output_options(parser, RESULTS / "fair.json", runs=REPO / "runs" / "fair")
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    if not args.from_results:
+        datasets = [d for d in args.datasets.split(",") if d]
+        missing = [d for d in datasets if not (args.data_root / d).is_dir()]
+        if missing:
+            sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
+        rows = [measure(d, m, args) for d in datasets for m in args.models.split(",") if m]
+        p_values = p_values_against(rows, FOCUS, "recall@20")
+        results = {
+            **provenance(),
+            "trials": args.trials,
+            "seeds": args.seeds,
+            "rows": rows,
+            "p_values": [{"dataset": d, "model": m, "p": p} for (d, m), p in p_values.items()],
+            "plot": plot(rows, PLOT),
+        }
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
+    write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
+    print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
