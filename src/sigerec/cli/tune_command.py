@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,11 @@ import typer
 from sigerec.cli.errors import report_errors
 from sigerec.config import parse_set_options
 from sigerec.errors import SigerecError
+
+
+class Backend(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 @report_errors
@@ -33,6 +39,24 @@ def tune_command(
     ),
     device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of every trial's run.")] = 999,
+    backend: Annotated[
+        Backend, typer.Option("--backend", help="local: one trial at a time here; ray: trials on a Ray cluster.")
+    ] = Backend.local,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray: join this cluster (HEAD:6379); default a local Ray.")
+    ] = None,
+    cpus_per_trial: Annotated[
+        float | None, typer.Option("--cpus-per-trial", min=0.01, help="Ray: CPUs each trial holds (default 1).")
+    ] = None,
+    gpus_per_trial: Annotated[
+        float | None, typer.Option("--gpus-per-trial", min=0, help="Ray: GPUs each trial holds (default 0).")
+    ] = None,
+    storage_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--storage-path", help="Ray: folder every node reaches; run folders go to its runs/ (default OUT)."
+        ),
+    ] = None,
 ) -> None:
     """Search a model's settings with Optuna (seeded TPE, median pruning on valid metrics).
 
@@ -43,7 +67,20 @@ def tune_command(
     such. Running the same command again continues the study stored in OUT/study.db: finished
     trials are kept, an interrupted one reruns from its last checkpoint. At the end OUT holds
     trials.csv (best first), best.yaml (for `sigerec train --config`) and two PNG plots.
+
+    With --backend ray the trials run on a Ray cluster, several at once, and ASHA stops
+    hopeless ones early (see docs/cluster.md).
     """
+    ray_options = {
+        "--address": address,
+        "--cpus-per-trial": cpus_per_trial,
+        "--gpus-per-trial": gpus_per_trial,
+        "--storage-path": storage_path,
+    }
+    given = [name for name, value in ray_options.items() if value is not None]
+    if backend is Backend.local and given:
+        options = f"{given[0]} is an option" if len(given) == 1 else f"{', '.join(given)} are options"
+        raise SigerecError(f"{options} of the Ray backend; add --backend ray.")
     from sigerec.models import get_model_class
     from sigerec.search_space import read_space_file
     from sigerec.training.run_report import format_table
@@ -67,7 +104,18 @@ def tune_command(
     overlap = set(settings.space) & set(settings.overrides)
     if overlap:
         raise SigerecError(f"--set fixes {sorted(overlap)}, which the search space varies; drop one of them.")
-    finished = run_study(settings, announce=lambda line: typer.echo(line, err=True))
+
+    def announce(line: str) -> None:
+        typer.echo(line, err=True)
+
+    if backend is Backend.ray:
+        run_ray_study = _import_ray_backend()
+        cpus, gpus = cpus_per_trial or 1, gpus_per_trial or 0
+        if (gpus > 0) != (device or "cpu").startswith("cuda"):
+            raise SigerecError("with --backend ray, give --device cuda and --gpus-per-trial together.")
+        finished = run_ray_study(settings, address, cpus, gpus, storage_path, announce=announce)
+    else:
+        finished = run_study(settings, announce=announce)
     metric = settings.metric
     typer.echo(format_table(trial_rows(finished, metric), "text"), nl=False)
     best = best_trial(finished)
@@ -78,6 +126,16 @@ def tune_command(
     )
     for label, path in write_outputs(finished, out, metric).items():
         typer.echo(f"{label}: {path}")
+
+
+def _import_ray_backend():
+    try:
+        from sigerec.tuning.ray_backend import run_ray_study
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] == "ray":
+            raise SigerecError("--backend ray needs Ray Tune: pip install 'sigerec[ray]'.") from None
+        raise
+    return run_ray_study
 
 
 def register_tune_command(app: typer.Typer) -> None:

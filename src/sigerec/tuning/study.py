@@ -32,6 +32,8 @@ RUNS_FOLDER = "runs"
 # Trial attributes: the trial's run folder, and the run folder an interrupted trial continues.
 RUN_DIR = "run_dir"
 RESUME_FROM = "resume_from"
+# ASHA keeps the top 1/ASHA_REDUCTION of the trials at each of its evaluations.
+ASHA_REDUCTION = 4
 
 
 @dataclass
@@ -54,10 +56,18 @@ class TuneSettings:
     # finished and from evaluation ``pruner_warmup`` on.
     pruner_startup: int = 3
     pruner_warmup: int = 5
+    # "median" (the local backend) or "asha" (the Ray backend: asynchronous successive halving,
+    # a trial stops at evaluation pruner_warmup, x4, x16, ... unless in the top quarter there).
+    pruner: str = "median"
 
     @property
     def metric(self) -> str:
         return self.overrides.get("valid_metric", "recall@20")
+
+    @property
+    def startup_trials(self) -> int:
+        """Trials TPE draws at random before it models the finished ones."""
+        return min(10, max(2, self.trials // 3))
 
     def name(self) -> str:
         return self.study_name or f"{self.model}-{Path(self.data).name}"
@@ -70,23 +80,27 @@ class TuneSettings:
             "space": space_as_mapping(self.space),
             "overrides": self.overrides,
             "seed": self.seed,
-            "pruner": {
-                "kind": "median",
-                "startup_trials": self.pruner_startup,
-                "warmup_evaluations": self.pruner_warmup,
-            },
+            "pruner": self._pruner_record(),
         }
 
+    def _pruner_record(self) -> dict[str, Any]:
+        if self.pruner == "asha":
+            return {"kind": "asha", "grace_evaluations": self.pruner_warmup, "reduction_factor": ASHA_REDUCTION}
+        return {"kind": "median", "startup_trials": self.pruner_startup, "warmup_evaluations": self.pruner_warmup}
 
-def open_study(settings: TuneSettings) -> optuna.Study:
-    """The study of ``settings`` (created, or loaded to continue it), checked to match them."""
+
+def open_study(settings: TuneSettings, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """The study of ``settings`` (created, or loaded to continue it), checked to match them.
+
+    ``sampler`` defaults to the replayable TPE of a search that runs one trial at a time.
+    """
     settings.out.mkdir(parents=True, exist_ok=True)
     storage = settings.storage or f"sqlite:///{(settings.out / STUDY_DB).resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=settings.name(),
         storage=storage,
-        sampler=ReplayableTPESampler(seed=settings.seed, n_startup_trials=min(10, max(2, settings.trials // 3))),
+        sampler=sampler or ReplayableTPESampler(seed=settings.seed, n_startup_trials=settings.startup_trials),
         pruner=optuna.pruners.MedianPruner(
             n_startup_trials=settings.pruner_startup, n_warmup_steps=settings.pruner_warmup
         ),
@@ -133,7 +147,9 @@ def make_objective(settings: TuneSettings, announce: Callable[[str], None] = pri
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, settings.space)
-        trainer, run_path = _trainer_for(trial, settings, params)
+        trainer, run_path = trainer_for(settings, params, trial.user_attrs.get(RESUME_FROM))
+        if run_path is not None:
+            trial.set_user_attr(RUN_DIR, str(run_path))
 
         def report(epoch: int, valid: dict[str, float]) -> bool:
             trial.report(valid[settings.metric], epoch)
@@ -154,9 +170,8 @@ def make_objective(settings: TuneSettings, announce: Callable[[str], None] = pri
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
-        trial.set_user_attr("test", summary["test"])
-        trial.set_user_attr("best_epoch", summary["best_epoch"])
-        trial.set_user_attr("epochs", summary["epochs"])
+        for name, value in trial_attributes(summary).items():
+            trial.set_user_attr(name, value)
         if summary.get("pruned"):
             raise optuna.TrialPruned()
         return summary["valid"][settings.metric]
@@ -164,19 +179,31 @@ def make_objective(settings: TuneSettings, announce: Callable[[str], None] = pri
     return objective
 
 
-def _trainer_for(trial: optuna.Trial, settings: TuneSettings, params: dict[str, Any]):
-    """``(trainer, run folder to resume or None)`` of a trial: a new run, or an interrupted one's."""
-    resume_from = trial.user_attrs.get(RESUME_FROM)
+def resumable_run(resume_from: str | None) -> Path | None:
+    """The interrupted run folder a requeued trial continues; None if there is none or it finished."""
     if resume_from and Path(resume_from, "config.yaml").exists():
         run = RunDirectory.existing(resume_from)
         if run.read_summary() is None:
-            trial.set_user_attr(RUN_DIR, str(run.path))
-            return runner.prepare(runner.load_run_config(run, settings.device)), run.path
+            return run.path
+    return None
+
+
+def trainer_for(settings: TuneSettings, params: dict[str, Any], resume_from: str | None = None):
+    """``(trainer, run folder to resume or None)`` of a trial with ``params``: a new run, or the
+    interrupted run in ``resume_from`` (a requeued trial's), continued from its checkpoint."""
+    run_path = resumable_run(resume_from)
+    if run_path is not None:
+        return runner.prepare(runner.load_run_config(RunDirectory(run_path), settings.device)), run_path
     flags = {"seed": settings.seed, "device": settings.device}
     config = runner.resolve_config(
         settings.model, settings.data, overrides={**settings.overrides, **params}, flags=flags
     )
     return runner.prepare(config), None
+
+
+def trial_attributes(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a trial records of its run's summary (read by ``results.trial_rows``)."""
+    return {"test": summary["test"], "best_epoch": summary["best_epoch"], "epochs": summary["epochs"]}
 
 
 def _replay_reports(trial: optuna.Trial, run_path: Path, metric: str) -> None:
@@ -220,20 +247,27 @@ def _format(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def run_study(settings: TuneSettings, announce: Callable[[str], None] = print) -> optuna.Study:
-    """Run (or continue) the search until ``settings.trials`` trials finished or the timeout."""
+def continue_study(
+    settings: TuneSettings, announce: Callable[[str], None], sampler: optuna.samplers.BaseSampler | None = None
+) -> tuple[optuna.Study, int]:
+    """The study of ``settings``, its interrupted trials queued to rerun; and how many trials remain."""
     if not settings.space:
         raise SigerecError(
             f"model '{settings.model}' declares no search space; give one with --space FILE (see `sigerec tune --help`)."
         )
-    study = open_study(settings)
+    study = open_study(settings, sampler)
     requeued = requeue_interrupted(study)
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     if done or requeued:
         announce(
             f"continuing study '{settings.name()}': {done} trial(s) finished, {requeued} interrupted one(s) to rerun"
         )
-    remaining = settings.trials - done
+    return study, settings.trials - done
+
+
+def run_study(settings: TuneSettings, announce: Callable[[str], None] = print) -> optuna.Study:
+    """Run (or continue) the search until ``settings.trials`` trials finished or the timeout."""
+    study, remaining = continue_study(settings, announce)
     if remaining > 0:
         study.optimize(
             make_objective(settings, announce),
