@@ -307,3 +307,19 @@ def test_every_command_help_exits_0_and_shows_an_example(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+def test_error_messages_print_brackets_as_text_not_markup(tmp_path):
+    from sigerec.cli.errors import report_errors
+    from sigerec.errors import SigerecError
+
+    @report_errors
+    def failing():
+        raise SigerecError("install the extra: pip install 'sigerec[ray]'")
+
+    import typer
+
+    app_with_error = typer.Typer()
+    app_with_error.command()(failing)
+    result = runner.invoke(app_with_error, [])
+    assert result.exit_code == 2 and "pip install 'sigerec[ray]'" in result.output

@@ -6,6 +6,7 @@ import functools
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from sigerec.errors import SigerecError
 
@@ -21,7 +22,8 @@ def report_errors(command):
         try:
             return command(*args, **kwargs)
         except SigerecError as error:
-            _stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # The message is text, not markup: `pip install 'sigerec[ray]'` must print its brackets.
+            _stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             sys.exit(USAGE_ERROR_EXIT_CODE)
         except KeyboardInterrupt:
             _stderr.print("interrupted; a run resumes from its last checkpoint with `sigerec train --resume RUN_DIR`")
@@ -32,4 +34,4 @@ def report_errors(command):
 
 def warn(message: str) -> None:
     """A warning line on stderr (dropped rows and similar notes)."""
-    _stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    _stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
