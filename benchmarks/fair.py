@@ -46,13 +46,13 @@ def search(data: Path, model: str, trials: int, out: Path) -> float:
 
 def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
     """The seed group of the selected settings, trained unless a finished one exists."""
-    from sigerec.training import runner
+    from sigerec.tuning.results import train_final_seeds
+    from sigerec.tuning.study import TuneSettings
 
     finished = sorted(path.parent for path in (out / "final-seeds").glob("*/aggregate.json"))
     if finished:
         return finished[-1]
-    config = runner.resolve_config(model, str(data), config_file=out / "best.yaml")
-    group, _ = runner.train_seeds(config, seeds, out / "final-seeds")
+    group, _ = train_final_seeds(TuneSettings(data=str(data), model=model, space={}, out=out), seeds)
     return group
 
 

@@ -141,3 +141,37 @@ def test_fixing_a_searched_setting_is_refused(baby_subset_dir, tmp_path):
         ["tune", "--data", str(baby_subset_dir), "--model", "lightgcn", "--set", "n_layers=2", "--out", str(tmp_path)],
     )
     assert result.exit_code == 2 and "varies" in result.output
+
+
+def test_the_first_trial_is_the_models_defaults_when_the_space_holds_them(baby_subset_dir, tmp_path):
+    finished = run_study(_settings(baby_subset_dir, tmp_path / "study", trials=1), announce=lambda _: None)
+    assert finished.trials[0].params == {"n_layers": 2, "reg_weight": 1e-4}  # LightGCN's defaults
+
+
+def test_final_seeds_train_the_selected_settings_once_per_seed(baby_subset_dir, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("n_layers: {choices: [1, 2], source: test}\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "tune",
+            "--data",
+            str(baby_subset_dir),
+            "--model",
+            "lightgcn",
+            "--trials",
+            "1",
+            "--space",
+            str(space),
+            "--set",
+            "epochs=2",
+            "--out",
+            str(tmp_path / "out"),
+            "--final-seeds",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (group,) = (tmp_path / "out" / "final-seeds").iterdir()
+    aggregate = yaml.safe_load((group / "aggregate.json").read_text())
+    assert aggregate["seeds"] == [1, 2] and "±" in result.output

@@ -39,6 +39,9 @@ def tune_command(
     ),
     device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of every trial's run.")] = 999,
+    final_seeds: Annotated[
+        int, typer.Option("--final-seeds", min=0, help="Then train the selected settings with seeds 1..K.")
+    ] = 0,
     backend: Annotated[
         Backend, typer.Option("--backend", help="local: one trial at a time here; ray: trials on a Ray cluster.")
     ] = Backend.local,
@@ -126,6 +129,13 @@ def tune_command(
     )
     for label, path in write_outputs(finished, out, metric).items():
         typer.echo(f"{label}: {path}")
+    if final_seeds:
+        from sigerec.training.run_report import aggregate_rows
+        from sigerec.tuning.results import train_final_seeds
+
+        group, aggregate = train_final_seeds(settings, list(range(1, final_seeds + 1)))
+        typer.echo(f"selected settings over seeds 1..{final_seeds}: {group} (mean ± sample std)")
+        typer.echo(format_table(aggregate_rows(aggregate), "text"), nl=False)
 
 
 def _import_ray_backend():

@@ -76,6 +76,17 @@ def write_outputs(study: optuna.Study, out: Path, metric: str) -> dict[str, Path
     return written
 
 
+def train_final_seeds(settings, seeds: list[int]) -> tuple[Path, dict]:
+    """The selected settings (``best.yaml``) trained once per seed into ``<out>/final-seeds``."""
+    from sigerec.training import runner
+
+    flags = {"device": settings.device} if settings.device else None
+    config = runner.resolve_config(
+        settings.model, settings.data, config_file=settings.out / BEST_SETTINGS_FILE, flags=flags
+    )
+    return runner.train_seeds(config, seeds, settings.out / "final-seeds")
+
+
 def _plots(study: optuna.Study, out: Path) -> dict[str, Path]:
     """Optimisation history and parameter importance as PNG (importance needs 2+ finished trials)."""
     import matplotlib

@@ -247,6 +247,29 @@ def _format(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def default_point(settings: TuneSettings) -> dict[str, Any]:
+    """The settings a plain `sigerec train` would use, for the searched names, if the space holds them."""
+    config = runner.resolve_config(settings.model, settings.data, overrides=settings.overrides)
+    values = {**vars(config.training), **vars(config.model_params)}
+    point = {}
+    for name, dimension in settings.space.items():
+        value = values[name]
+        inside = (
+            value in dimension.choices if dimension.choices is not None else dimension.low <= value <= dimension.high
+        )
+        if not inside:
+            return {}
+        point[name] = value
+    return point
+
+
+def enqueue_defaults(study: optuna.Study, settings: TuneSettings) -> None:
+    """Make the model's defaults the first trial, so a search never selects below them on valid."""
+    point = default_point(settings)
+    if point:
+        study.enqueue_trial(point)
+
+
 def continue_study(
     settings: TuneSettings, announce: Callable[[str], None], sampler: optuna.samplers.BaseSampler | None = None
 ) -> tuple[optuna.Study, int]:
@@ -256,6 +279,8 @@ def continue_study(
             f"model '{settings.model}' declares no search space; give one with --space FILE (see `sigerec tune --help`)."
         )
     study = open_study(settings, sampler)
+    if not study.get_trials(deepcopy=False):
+        enqueue_defaults(study, settings)
     requeued = requeue_interrupted(study)
     done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
     if done or requeued:
