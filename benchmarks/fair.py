@@ -127,8 +127,8 @@ def section_content(results: dict) -> str:
         table_rows,
     )
     budget = (
-        f"Budget: {results['trials']} trials per model (each model's own search space, seeded TPE, median pruning "
-        f"after 3 finished trials from the 5th evaluation), selection on valid Recall@20; the selected settings "
+        f"Budget: {results['trials']} trials per model (each model's own search space, seeded TPE, the model's defaults as "
+        f"the first trial, percentile pruning: bottom quarter after 3 finished trials, from the 20th evaluation), selection on valid Recall@20; the selected settings "
         f"over seeds {', '.join(map(str, results['seeds']))} (mean ± sample std). p: two-sided paired Wilcoxon "
         f"over test users of Recall@20 (each user's value averaged over seeds), Holm-corrected per dataset."
     )

@@ -175,3 +175,18 @@ def test_final_seeds_train_the_selected_settings_once_per_seed(baby_subset_dir, 
     (group,) = (tmp_path / "out" / "final-seeds").iterdir()
     aggregate = yaml.safe_load((group / "aggregate.json").read_text())
     assert aggregate["seeds"] == [1, 2] and "±" in result.output
+
+
+def test_settings_drawn_again_reuse_the_finished_trial_instead_of_training_again(baby_subset_dir, tmp_path):
+    settings = TuneSettings(
+        data=str(baby_subset_dir),
+        model="lightgcn",
+        space={"n_layers": choices(2)},
+        trials=2,
+        overrides=FIXED,
+        out=tmp_path / "study",
+    )
+    finished = run_study(settings, announce=lambda _: None)
+    first, second = finished.trials
+    assert second.value == first.value and second.user_attrs["same_as_trial"] == 0
+    assert len(list((tmp_path / "study" / "runs").iterdir())) == 1

@@ -61,7 +61,7 @@ def tune_command(
         ),
     ] = None,
 ) -> None:
-    """Search a model's settings with Optuna (seeded TPE, median pruning on valid metrics).
+    """Search a model's settings with Optuna (seeded TPE, pruning on valid metrics).
 
     Example: sigerec tune --data .bench_data/ml100k --model lightgcn --trials 20 --out tuning/lightgcn-ml100k
 
