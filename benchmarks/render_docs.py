@@ -21,6 +21,7 @@ from pathlib import Path
 
 import baselines
 import encoders
+import fair
 import model_speed
 import multimodal
 import same_numbers
@@ -68,7 +69,7 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         "model-speed": lambda: model_speed.section_content(read("model_speed.json")),
         "serving": lambda: serving_load.section_content(read("serving.json")),
         same_numbers.SECTION: lambda: same_numbers.section_content(read("same_numbers.json")),
-    }
+    } | ({fair.SECTION: lambda: fair.section_content(read("fair.json"))} if (results / "fair.json").exists() else {})
 
 
 def render_sections(doc: Path, renderers: dict[str, Callable[[], str]]) -> str:

@@ -172,6 +172,10 @@ def _fake_results(folder: Path) -> None:
     ]
     same_record = {**RECORD, "commit": "abc1234", "measured": "2026-12-01", "base": "c955886"}
     (folder / "same_numbers.json").write_text(json.dumps({**same_record, "rows": same_rows}))
+    fair_row = {"dataset": "ml100k", "model": "sige", "trials": 2, "pruned": 0, "search_hours": 0.1, "seeds": [1, 2]}
+    fair_row["test"] = {m: {"mean": 0.3, "std": 0.01} for m in ("recall@20", "ndcg@20")}
+    fair_record = {**RECORD, "commit": "abc1234", "measured": "2026-12-01", "trials": 2, "seeds": [1, 2]}
+    (folder / "fair.json").write_text(json.dumps({**fair_record, "rows": [fair_row], "p_values": [], "plot": False}))
 
 
 def test_every_rendered_table_names_its_command_machine_commit_and_date(tmp_path):
@@ -190,6 +194,7 @@ def test_every_rendered_table_names_its_command_machine_commit_and_date(tmp_path
         "model-speed",
         "serving",
         "same-numbers",
+        "fair",
     }
     for name, content in sections.items():
         text = content()
