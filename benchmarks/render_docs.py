@@ -29,6 +29,7 @@ import serving_load
 import sige_defaults
 import sige_diagnosis
 import speed
+import tune_reference
 from common import REPO, RESULTS, load_results, replace_section
 
 DOC = REPO / "docs" / "benchmarks.md"
@@ -69,6 +70,7 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         "model-speed": lambda: model_speed.section_content(read("model_speed.json")),
         "serving": lambda: serving_load.section_content(read("serving.json")),
         same_numbers.SECTION: lambda: same_numbers.section_content(read("same_numbers.json")),
+        tune_reference.SECTION: lambda: tune_reference.section_content(read("tune_reference.json")),
     } | ({fair.SECTION: lambda: fair.section_content(read("fair.json"))} if (results / "fair.json").exists() else {})
 
 
