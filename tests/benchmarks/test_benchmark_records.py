@@ -176,6 +176,15 @@ def _fake_results(folder: Path) -> None:
     fair_row["test"] = {m: {"mean": 0.3, "std": 0.01} for m in ("recall@20", "ndcg@20")}
     fair_record = {**RECORD, "commit": "abc1234", "measured": "2026-12-01", "trials": 2, "seeds": [1, 2]}
     (folder / "fair.json").write_text(json.dumps({**fair_record, "rows": [fair_row], "p_values": [], "plot": False}))
+    tuned = {
+        "trials": 2,
+        "pruned": 1,
+        "repeated": 0,
+        "search_seconds": 60.0,
+        "test": {"recall@20": 0.07, "ndcg@20": 0.03},
+    }
+    tuned["selected"] = {"trial": 0, "settings": {"n_layers": 2}, "valid_recall@20": 0.07}
+    (folder / "tune_reference.json").write_text(json.dumps({**fair_record, **tuned}))
 
 
 def test_every_rendered_table_names_its_command_machine_commit_and_date(tmp_path):
@@ -195,6 +204,7 @@ def test_every_rendered_table_names_its_command_machine_commit_and_date(tmp_path
         "serving",
         "same-numbers",
         "fair",
+        "tune-reference",
     }
     for name, content in sections.items():
         text = content()
