@@ -19,28 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-from common import (
-    REPO,
-    RESULTS,
-    add_output_options,
-    markdown_table,
-    provenance,
-    provenance_list,
-    run_sigerec,
-    write_section,
-)
+import common
 
 SECTION = "fair"
 DATASETS = "ml100k,ml100k-kg,baby-official"
 MODELS = "lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
 FOCUS = "sige"  # the model every other one is tested against
-PLOT = REPO / "docs" / "img" / "fair.png"
+PLOT = common.REPO / "docs" / "img" / "fair.png"
 
 
 def search(data: Path, model: str, trials: int, out: Path) -> float:
     """Run (or continue) the model's study; the seconds this invocation spent searching."""
     started = time.perf_counter()
-    run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
+    common.run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
     return time.perf_counter() - started
 
 
@@ -77,7 +68,7 @@ def measure(dataset: str, model: str, args) -> dict:
         "seeds": aggregate["seeds"],
         "test": aggregate["test"],
         "valid": aggregate["valid"],
-        "group": str(group.relative_to(REPO)) if group.is_relative_to(REPO) else str(group),
+        "group": str(group.relative_to(common.REPO)) if group.is_relative_to(common.REPO) else str(group),
     }
 
 
@@ -91,7 +82,7 @@ def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[st
         groups = {}
         for row in rows:
             if row["dataset"] == dataset:
-                (group,) = group_runs(expand_run_folders([REPO / row["group"]]), [metric], "test")
+                (group,) = group_runs(expand_run_folders([common.REPO / row["group"]]), [metric], "test")
                 groups[row["model"]] = group_per_user(group, metric)
         if focus not in groups or groups[focus] is None:
             continue
@@ -122,7 +113,7 @@ def section_content(results: dict) -> str:
                 f"{row['search_hours']:.2f}",
             ]
         )
-    table = markdown_table(
+    table = common.markdown_table(
         ["dataset", "model", "trials", "test R@20 (mean ± std)", "test N@20", f"p {FOCUS} vs model (Holm)", "search h"],
         table_rows,
     )
@@ -133,7 +124,7 @@ def section_content(results: dict) -> str:
         f"over test users of Recall@20 (each user's value averaged over seeds), Holm-corrected per dataset."
     )
     plot = f"\n\n![Fair benchmark](img/{PLOT.name})" if results.get("plot") else ""
-    return "\n\n".join([budget, "Measured with:\n\n" + provenance_list([results]), table]) + plot
+    return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list([results]), table]) + plot
 
 
 def plot(rows: list[dict], path: Path) -> bool:
@@ -165,12 +156,12 @@ def plot(rows: list[dict], path: Path) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=REPO / ".bench_data", help="From prepare_data.py.")
+    parser.add_argument("--data-root", type=Path, default=common.REPO / ".bench_data", help="From prepare_data.py.")
     parser.add_argument("--datasets", default=DATASETS)
     parser.add_argument("--models", default=MODELS)
     parser.add_argument("--trials", type=int, default=8, help="Trials per model (the same for every model).")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
-    add_output_options(parser, RESULTS / "fair.json", runs=REPO / "runs" / "fair")
+    common.add_output_options(parser, common.RESULTS / "fair.json", runs=common.REPO / "runs" / "fair")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if not args.from_results:
@@ -181,7 +172,7 @@ def main() -> None:
         rows = [measure(d, m, args) for d in datasets for m in args.models.split(",") if m]
         p_values = p_values_against(rows, FOCUS, "recall@20")
         results = {
-            **provenance(),
+            **common.provenance(),
             "trials": args.trials,
             "seeds": args.seeds,
             "rows": rows,
@@ -189,7 +180,7 @@ def main() -> None:
             "plot": plot(rows, PLOT),
         }
         args.results.write_text(json.dumps(results, indent=2) + "\n")
-    write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
+    common.write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
     print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
 
 

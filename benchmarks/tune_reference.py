@@ -16,16 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import (
-    REPO,
-    RESULTS,
-    add_output_options,
-    markdown_table,
-    provenance,
-    provenance_sentence,
-    run_sigerec,
-    write_section,
-)
+import common
 
 SECTION = "tune-reference"
 PUBLISHED = {"recall@20": 0.0754, "ndcg@20": 0.0328}  # LightGCN, official Baby split, MMRec protocol
@@ -66,28 +57,28 @@ def section_content(results: dict) -> str:
     settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in selected["settings"].items())
     return "\n\n".join(
         [
-            provenance_sentence(results),
+            common.provenance_sentence(results),
             (
                 f"{results['trials']} trials ({results['pruned']} pruned, {results['repeated']} drawing settings "
                 f"already tried, reused), {results['search_seconds'] / 60:.0f} min of training on one CPU thread. "
                 f"Selected on valid Recall@20: trial {selected['trial']} ({settings}), valid "
                 f"{selected['valid_recall@20']:.4f}. Its test metrics against MMRec's published LightGCN:"
             ),
-            markdown_table(["test metric", "sigerec tune", "published", "difference"], rows),
+            common.markdown_table(["test metric", "sigerec tune", "published", "difference"], rows),
         ]
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO / ".bench_data" / "baby-official")
+    parser.add_argument("--data", type=Path, default=common.REPO / ".bench_data" / "baby-official")
     parser.add_argument("--trials", type=int, default=20)
-    add_output_options(
-        parser, RESULTS / "tune_reference.json", runs=REPO / "runs" / "tuning" / "lightgcn-baby-official"
+    common.add_output_options(
+        parser, common.RESULTS / "tune_reference.json", runs=common.REPO / "runs" / "tuning" / "lightgcn-baby-official"
     )
     args = parser.parse_args()
     if not args.from_results:
-        run_sigerec(
+        common.run_sigerec(
             "tune",
             "--data",
             str(args.data),
@@ -98,9 +89,9 @@ def main() -> None:
             "--out",
             str(args.out),
         )
-        results = {**provenance(), **study_record(args.out)}
+        results = {**common.provenance(), **study_record(args.out)}
         args.results.write_text(json.dumps(results, indent=2) + "\n")
-    write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
+    common.write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
     print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
 
 

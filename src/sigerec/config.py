@@ -248,15 +248,21 @@ def parse_set_options(pairs: list[str]) -> dict[str, Any]:
     return parsed
 
 
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """The content of a YAML file, or an error naming the file (``what``: e.g. "config file")."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise SigerecError(f"{path}: cannot read the {what} ({error.strerror}).") from None
+    except yaml.YAMLError as error:
+        raise SigerecError(f"{path}: not valid YAML ({error}).") from None
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A flat YAML mapping of settings (MMRec style); a saved run's config.yaml also works."""
     path = Path(path)
-    try:
-        content = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise SigerecError(f"{path}: cannot read the config file ({error.strerror}).") from None
-    except yaml.YAMLError as error:
-        raise SigerecError(f"{path}: not valid YAML ({error}).") from None
+    content = read_yaml_file(path, "config file")
     if content is None:
         return {}
     if not isinstance(content, dict):

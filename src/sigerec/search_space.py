@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sigerec.errors import SigerecError
 
 
@@ -90,13 +88,10 @@ def dimension_from_mapping(name: str, spec: Any, origin: str) -> Dimension:
 
 def read_space_file(path: str | Path) -> SearchSpace:
     """The search space of a YAML file (see the module docstring)."""
+    from sigerec.config import read_yaml_file
+
     path = Path(path)
-    try:
-        content = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise SigerecError(f"{path}: cannot read the search-space file ({error.strerror}).") from None
-    except yaml.YAMLError as error:
-        raise SigerecError(f"{path}: not valid YAML ({error}).") from None
+    content = read_yaml_file(path, "search-space file")
     if not isinstance(content, dict) or not content:
         raise SigerecError(f"{path}: expected a mapping of setting name -> choices or range.")
     return {str(name): dimension_from_mapping(str(name), spec, str(path)) for name, spec in content.items()}

@@ -28,6 +28,14 @@ def _settings(data, out, trials=4) -> TuneSettings:
     return TuneSettings(data=str(data), model="lightgcn", space=SPACE, trials=trials, overrides=FIXED, out=out)
 
 
+def _tune(data, tmp_path, *options: str):
+    """`sigerec tune` of LightGCN over n_layers {1, 2} on ``data``, with ``options``."""
+    space = tmp_path / "space.yaml"
+    space.write_text("n_layers: {choices: [1, 2], source: test}\n")
+    arguments = ["tune", "--data", str(data), "--model", "lightgcn", "--space", str(space), *options]
+    return CliRunner().invoke(app, arguments)
+
+
 def _table(out) -> list[dict]:
     """trials.csv without the run folder (its name carries the time it was made) and the trial
     number (an interrupted trial's rerun is a new Optuna trial)."""
@@ -110,26 +118,7 @@ def test_a_study_continued_with_other_settings_is_refused(baby_subset_dir, tmp_p
 
 
 def test_the_command_prints_the_table_and_the_selected_trials_test_metrics(baby_subset_dir, tmp_path):
-    space = tmp_path / "space.yaml"
-    space.write_text("n_layers: {choices: [1, 2], source: test}\n")
-    result = CliRunner().invoke(
-        app,
-        [
-            "tune",
-            "--data",
-            str(baby_subset_dir),
-            "--model",
-            "lightgcn",
-            "--trials",
-            "2",
-            "--space",
-            str(space),
-            "--set",
-            "epochs=3",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-    )
+    result = _tune(baby_subset_dir, tmp_path, "--trials", "2", "--set", "epochs=3", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert "selected trial" in result.output and "its test metrics: recall@20" in result.output
     assert (tmp_path / "out" / BEST_SETTINGS_FILE).exists() and (tmp_path / "out" / TRIALS_FILE).exists()
@@ -149,27 +138,17 @@ def test_the_first_trial_is_the_models_defaults_when_the_space_holds_them(baby_s
 
 
 def test_final_seeds_train_the_selected_settings_once_per_seed(baby_subset_dir, tmp_path):
-    space = tmp_path / "space.yaml"
-    space.write_text("n_layers: {choices: [1, 2], source: test}\n")
-    result = CliRunner().invoke(
-        app,
-        [
-            "tune",
-            "--data",
-            str(baby_subset_dir),
-            "--model",
-            "lightgcn",
-            "--trials",
-            "1",
-            "--space",
-            str(space),
-            "--set",
-            "epochs=2",
-            "--out",
-            str(tmp_path / "out"),
-            "--final-seeds",
-            "2",
-        ],
+    result = _tune(
+        baby_subset_dir,
+        tmp_path,
+        "--trials",
+        "1",
+        "--set",
+        "epochs=2",
+        "--out",
+        str(tmp_path / "out"),
+        "--final-seeds",
+        "2",
     )
     assert result.exit_code == 0, result.output
     (group,) = (tmp_path / "out" / "final-seeds").iterdir()
