@@ -14,6 +14,7 @@ seed group) is reused, so an interrupted benchmark continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -58,7 +59,7 @@ def measure(dataset: str, model: str, args) -> dict:
     group = final_seeds(out, args.data_root / dataset, model, args.seeds)
     aggregate = json.loads((group / "aggregate.json").read_text())
     with open(out / "trials.csv") as handle:
-        states = [line.split(",")[1] for line in handle.read().splitlines()[1:]]
+        states = [row["state"] for row in csv.DictReader(handle)]
     return {
         "dataset": dataset,
         "model": model,

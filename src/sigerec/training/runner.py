@@ -134,13 +134,13 @@ def train_seeds(
     # replace() builds a new TrainingConfig, so each seed's settings are checked again.
     configs = [dataclasses.replace(config, training=dataclasses.replace(config.training, seed=s)) for s in seeds]
     prepared = prepare(configs[0], warn=warn)  # refuse before the group folder exists
+    dataset = prepared.dataset  # loaded once; each seed builds its own model on it
     # The group folder is named and made unique as run folders are, with "-seeds" after the dataset.
     group = RunDirectory.create(runs_root, config.model, f"{prepared.dataset.name}-seeds").path
     run_names, summaries = [], []
     for seed, seed_config in zip(seeds, configs):
         if prepared is None:
-            # The same data again: its warnings were shown for the first seed.
-            prepared = prepare(seed_config, warn=lambda message: None)
+            prepared = Trainer(seed_config, dataset, run=None)
         on_run_folder = (lambda path, seed=seed: announce(seed, path)) if announce is not None else None
         with progress_factory(seed_config) if progress_factory is not None else nullcontext() as progress:
             run, summary = train(

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from sigerec.errors import SigerecError
 from sigerec.safe_write import atomic_write
 from sigerec.training.run_report import format_table
-from sigerec.tuning.sampling import FINISHED
+from sigerec.tuning.sampling import FINISHED, trial_value
 
 TRIALS_FILE = "trials.csv"
 BEST_SETTINGS_FILE = "best.yaml"
@@ -28,7 +28,7 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict[str, Any]]:
     for trial in study.get_trials(deepcopy=False):
         if trial.state not in FINISHED:
             continue
-        value = trial.value if trial.state == TrialState.COMPLETE else _best_intermediate(trial)
+        value = trial_value(trial)
         row: dict[str, Any] = {
             "trial": trial.number,
             "state": "finished" if trial.state == TrialState.COMPLETE else "pruned",
@@ -114,11 +114,6 @@ def _plots(study: optuna.Study, out: Path) -> dict[str, Path]:
         plt.close(figure)
         written[label] = out / name
     return written
-
-
-def _best_intermediate(trial: optuna.trial.FrozenTrial) -> float:
-    values = trial.intermediate_values
-    return max(values.values()) if values else math.nan
 
 
 def _number(value: Any) -> float:

@@ -33,6 +33,14 @@ class ReplayableTPESampler(optuna.samplers.TPESampler):
         super().before_trial(study, trial)
 
 
+def trial_value(trial: optuna.trial.FrozenTrial) -> float:
+    """A finished trial's value, or a pruned one's best intermediate value (NaN if it reported none)."""
+    if trial.state == TrialState.COMPLETE:
+        return trial.value
+    values = trial.intermediate_values
+    return max(values.values()) if values else float("nan")
+
+
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     """One value per dimension of ``space``, drawn through ``trial``."""
     return {name: _suggest_one(trial, name, dimension) for name, dimension in space.items()}

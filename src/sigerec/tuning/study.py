@@ -25,7 +25,7 @@ from sigerec.errors import SigerecError
 from sigerec.search_space import SearchSpace, space_as_mapping
 from sigerec.training import runner
 from sigerec.training.run_directory import RunDirectory
-from sigerec.tuning.sampling import FINISHED, ReplayableTPESampler, suggest
+from sigerec.tuning.sampling import FINISHED, ReplayableTPESampler, suggest, trial_value
 
 STUDY_DB = "study.db"
 RUNS_FOLDER = "runs"
@@ -157,7 +157,7 @@ def make_objective(settings: TuneSettings, announce: Callable[[str], None] = pri
         params = suggest(trial, settings.space)
         twin = finished_twin(trial.study, params)
         if twin is not None:  # a seeded run repeats exactly: reuse its result instead of training again
-            for name in (RUN_DIR, *trial_attributes({"test": {}, "best_epoch": 0, "epochs": 0})):
+            for name in (RUN_DIR, *TRIAL_ATTRIBUTES):
                 if name in twin.user_attrs:
                     trial.set_user_attr(name, twin.user_attrs[name])
             trial.set_user_attr("same_as_trial", twin.number)
@@ -228,9 +228,12 @@ def trainer_for(settings: TuneSettings, params: dict[str, Any], resume_from: str
     return runner.prepare(config), None
 
 
+TRIAL_ATTRIBUTES = ("test", "best_epoch", "epochs")
+
+
 def trial_attributes(summary: dict[str, Any]) -> dict[str, Any]:
     """What a trial records of its run's summary (read by ``results.trial_rows``)."""
-    return {"test": summary["test"], "best_epoch": summary["best_epoch"], "epochs": summary["epochs"]}
+    return {name: summary[name] for name in TRIAL_ATTRIBUTES}
 
 
 def _replay_reports(trial: optuna.Trial, run_path: Path, metric: str) -> None:
@@ -248,7 +251,7 @@ def progress_callback(settings: TuneSettings, announce: Callable[[str], None]):
         if trial.state not in FINISHED:
             return
         finished = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
-        value = trial.value if trial.state == TrialState.COMPLETE else _last_value(trial)
+        value = trial_value(trial)
         best = study.best_trial if any(t.state == TrialState.COMPLETE for t in finished) else None
         state = (
             "finished"
@@ -263,11 +266,6 @@ def progress_callback(settings: TuneSettings, announce: Callable[[str], None]):
         )
 
     return callback
-
-
-def _last_value(trial: optuna.trial.FrozenTrial) -> float:
-    values = trial.intermediate_values
-    return max(values.values()) if values else float("nan")
 
 
 def _format(value: Any) -> str:
