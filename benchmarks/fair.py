@@ -98,11 +98,17 @@ def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[st
 
 def section_content(results: dict) -> str:
     rows = results["rows"]
-    p_values = {(p["dataset"], p["model"]): p["p"] for p in results["p_values"]}
+    p_values = {(p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in results["p_values"]}
+
+    def p_cell(row: dict, metric: str) -> str:
+        if row["model"] == FOCUS:
+            return "—"
+        p = p_values.get((row["dataset"], row["model"], metric))
+        return f"{p:.2g}" if p is not None else "n/a"
+
     table_rows = []
     for row in rows:
         test = row["test"]
-        p = p_values.get((row["dataset"], row["model"]))
         table_rows.append(
             [
                 row["dataset"],
@@ -110,19 +116,29 @@ def section_content(results: dict) -> str:
                 f"{row['trials']} ({row['pruned']} pruned)",
                 f"{test['recall@20']['mean']:.4f} ± {test['recall@20']['std'] or 0:.4f}",
                 f"{test['ndcg@20']['mean']:.4f} ± {test['ndcg@20']['std'] or 0:.4f}",
-                "—" if row["model"] == FOCUS else (f"{p:.2g}" if p is not None else "n/a"),
+                p_cell(row, "recall@20"),
+                p_cell(row, "ndcg@20"),
                 f"{row['search_hours']:.2f}",
             ]
         )
     table = common.markdown_table(
-        ["dataset", "model", "trials", "test R@20 (mean ± std)", "test N@20", f"p {FOCUS} vs model (Holm)", "search h"],
+        [
+            "dataset",
+            "model",
+            "trials",
+            "test R@20 (mean ± std)",
+            "test N@20",
+            f"p {FOCUS} vs model, R@20",
+            "p, N@20",
+            "search h",
+        ],
         table_rows,
     )
     budget = (
         f"Budget: {results['trials']} trials per model (each model's own search space, seeded TPE, the model's defaults as "
         f"the first trial, percentile pruning: bottom quarter after 3 finished trials, from the 20th evaluation), selection on valid Recall@20; the selected settings "
         f"over seeds {', '.join(map(str, results['seeds']))} (mean ± sample std). p: two-sided paired Wilcoxon "
-        f"over test users of Recall@20 (each user's value averaged over seeds), Holm-corrected per dataset."
+        f"over test users of each metric (each user's value averaged over seeds), Holm-corrected per dataset."
     )
     plot = f"\n\n![Fair benchmark](img/{PLOT.name})" if results.get("plot") else ""
     return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list([results]), table]) + plot
@@ -171,13 +187,17 @@ def main() -> None:
         if missing:
             sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
         rows = [measure(d, m, args) for d in datasets for m in args.models.split(",") if m]
-        p_values = p_values_against(rows, FOCUS, "recall@20")
+        p_values = {
+            (dataset, model, metric): p
+            for metric in ("recall@20", "ndcg@20")
+            for (dataset, model), p in p_values_against(rows, FOCUS, metric).items()
+        }
         results = {
             **common.provenance(),
             "trials": args.trials,
             "seeds": args.seeds,
             "rows": rows,
-            "p_values": [{"dataset": d, "model": m, "p": p} for (d, m), p in p_values.items()],
+            "p_values": [{"dataset": d, "model": m, "metric": k, "p": p} for (d, m, k), p in p_values.items()],
             "plot": plot(rows, PLOT),
         }
         args.results.write_text(json.dumps(results, indent=2) + "\n")
