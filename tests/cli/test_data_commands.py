@@ -81,3 +81,52 @@ def test_real_ml100k_imports_loads_and_describes(shared_data, tmp_path):
     as_json = runner.invoke(app, ["data", "stats", str(out), "--json"])
     stats = json.loads(as_json.stdout)
     assert (stats["users"], stats["items"], stats["test"]) == (942, 1447, 5589)
+
+
+# --- synth -------------------------------------------------------------------------------------
+
+TINY_SYNTH = ["--users", "120", "--items", "80", "--interactions", "1200", "--modalities", "text:8,image:4"]
+
+
+def test_synth_writes_a_labelled_dataset_that_stats_describes_and_lightgcn_trains_on(tmp_path):
+    out = tmp_path / "synth-tiny"
+    result = runner.invoke(app, ["data", "synth", *TINY_SYNTH, "--seed", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "SYNTHETIC dataset synth-tiny (seed 2)" in result.output
+    assert "120 users, 80 items" in result.output
+
+    stats = runner.invoke(app, ["data", "stats", str(out)])
+    assert stats.exit_code == 0, stats.output
+    assert "SYNTHETIC data made by sigerec data synth" in stats.output
+    as_json = json.loads(runner.invoke(app, ["data", "stats", str(out), "--json"]).stdout)
+    assert as_json["synthetic"]["parameters"]["seed"] == 2
+
+    runs = tmp_path / "runs"
+    train = ["train", "--model", "lightgcn", "--data", str(out), "--set", "epochs=1", "--quiet", "--out", str(runs)]
+    trained = runner.invoke(app, train)
+    assert trained.exit_code == 0, trained.output
+    (run_dir,) = runs.iterdir()
+    assert "synth-tiny" in run_dir.name
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (["--modalities", "text:abc"], "--modalities: 'text:abc' is not NAME:DIM"),
+        (["--interactions", "100"], "--interactions (100) must be at least --users x --min-user-interactions"),
+        (["--users", "-5"], "--users must be at least 1"),
+        (["--clusters", "81"], "--clusters must be between 1 and --items (80)"),
+    ],
+)
+def test_synth_refuses_impossible_settings_with_exit_code_2(tmp_path, changes, message):
+    result = runner.invoke(app, ["data", "synth", *TINY_SYNTH, *changes, "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_synth_help_shows_an_example():
+    result = runner.invoke(app, ["data", "synth", "--help"])
+    assert result.exit_code == 0
+    assert "sigerec data synth --users 2000000" in result.output

@@ -21,6 +21,7 @@ from sigerec.data.atomic import (
 from sigerec.data.builtin import resolve_data_path
 from sigerec.data.feature_files import read_features, read_provenance, source_files
 from sigerec.data.splitting import TRAIN
+from sigerec.data.synthetic_folder import read_marker
 from sigerec.errors import SigerecError
 
 
@@ -50,6 +51,7 @@ def dataset_stats(data: str | Path) -> dict:
         "interactions_per_user_mean": float(rows_per_user.mean()),
         "interactions_per_user_median": float(np.median(rows_per_user)),
         "features": _feature_stats(folder, n_items),
+        "synthetic": read_marker(folder),  # synthetic.json of `sigerec data synth`; None for real data
     }
 
 
