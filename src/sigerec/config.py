@@ -152,6 +152,11 @@ class TrainingConfig(CheckedSettings):
     # Content modalities a multimodal model uses, e.g. (text, image); empty = every
     # <modality>_feat.npy in the dataset folder. Unknown names are errors.
     modalities: tuple[str, ...] = ()
+    # How a training step computes its batch (sigerec/training/step_scope.py): "full" propagates
+    # over the whole graph, as MMRec (exact Adam); "batch" over the batch's neighbourhood only,
+    # with sparse gradients and lazy Adam (CPU; a step's cost no longer grows with the catalogue);
+    # "auto" = "batch" from a catalogue size on (docs/scaling.md), "full" below it.
+    step_scope: Literal["auto", "full", "batch"] = "auto"
 
 
 @dataclass

@@ -20,6 +20,7 @@ from sigerec.graphs.propagation import (
     lightgcn_propagate_rows,
     symmetric_sparse_product,
 )
+from sigerec.graphs.subgraph import local_lightgcn_rows
 
 
 class InteractionGraph:
@@ -38,6 +39,9 @@ class InteractionGraph:
         self.interactions = interactions  # R [n_users, n_items], binary: what models count and sample from
         self.normalized = normalized_interaction_adjacency(train)  # scipy CSR: row slices on CPU
         self.adjacency = to_torch_sparse(self.normalized, self.device)  # products on any device
+        # True: training steps propagate over the batch's neighbourhood only (``subgraph.py``),
+        # with sparse gradients; set by ``Recommender.use_step_scope("batch")``.
+        self.batch_local = False
 
     def propagate(self, embeddings: torch.Tensor, n_layers: int) -> torch.Tensor:
         """LightGCN's mean of layers 0..L over all nodes: [n_users + n_items, d]."""
@@ -46,7 +50,10 @@ class InteractionGraph:
     def propagate_rows(
         self, embeddings: torch.Tensor, n_layers: int, rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(propagate(...)[rows], embeddings[rows])``, cheaper on CPU (see ``lightgcn_propagate_rows``)."""
+        """``(propagate(...)[rows], embeddings[rows])``, cheaper on CPU (see ``lightgcn_propagate_rows``),
+        and from the rows' neighbourhood alone when ``batch_local`` (see ``subgraph.py``)."""
+        if self.batch_local and embeddings.device.type == "cpu":
+            return local_lightgcn_rows(self.normalized, embeddings, n_layers, rows)
         return lightgcn_propagate_rows(self.adjacency, self.normalized, embeddings, n_layers, rows)
 
     def layer(self, embeddings: torch.Tensor) -> torch.Tensor:

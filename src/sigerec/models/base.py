@@ -44,6 +44,9 @@ class Recommender(nn.Module):
     # What `sigerec tune` searches by default: setting -> values, each with its source
     # (see sigerec/search_space.py); empty = the model has nothing to tune.
     search_space: ClassVar[SearchSpace] = {}
+    # True when the training step can run over the batch's graph neighbourhood only, with
+    # sparse gradients (``use_batch_steps``; ``TrainingConfig.step_scope``).
+    supports_batch_steps: ClassVar[bool] = False
 
     def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
         super().__init__()
@@ -95,6 +98,18 @@ class Recommender(nn.Module):
     def features(self, modality: str) -> torch.Tensor:
         """The raw features of ``modality``: [n_items, F_m] (see :meth:`register_features`)."""
         return getattr(self, f"{modality}_features")
+
+    def use_batch_steps(self) -> None:
+        """Compute training steps from the batch's neighbourhood only (``graphs/subgraph.py``).
+
+        Models that support it propagate through ``self.graph`` (an ``InteractionGraph``) and
+        gather their trained tables with sparse gradients there; others are refused.
+        """
+        if not self.supports_batch_steps:
+            raise SigerecError(
+                f"{type(self).__name__} cannot train with step_scope='batch'; use step_scope=full (or auto)."
+            )
+        self.graph.batch_local = True
 
     def pre_epoch(self, epoch: int) -> None:
         """Hook before each training epoch; default: nothing."""

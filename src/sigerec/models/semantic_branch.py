@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -30,6 +31,14 @@ from torch import nn
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.graphs.propagation import SparseOperator
+from sigerec.graphs.subgraph import (
+    gather_rows,
+    layer_node_sets,
+    positions,
+    propagate_over,
+    restricted_rows,
+    sparse_product,
+)
 from sigerec.models.base import Recommender, joint_id_embedding
 
 Fuser = Literal["attention", "mean"]
@@ -98,6 +107,8 @@ class BehaviourSemanticRecommender(Recommender):
     projection W_m, then the gates G_m, then the fuser.
     """
 
+    supports_batch_steps = True  # see ``_batch_local_semantics``
+
     def build(
         self,
         dataset: Dataset,
@@ -122,14 +133,40 @@ class BehaviourSemanticRecommender(Recommender):
 
     def item_semantics(self) -> dict[str, torch.Tensor]:
         """z^m_i for all items: the (gated) projected features propagated on the item graphs."""
-        item_embedding = self.embedding[self.n_users :]
         semantics = {}
         for modality in self.modalities:
-            projected = self.projections[modality](self.features(modality))  # [n_items, d]
-            layer = item_embedding * self.gates[modality](projected) if self.gated else projected
+            layer = self._item_inputs(modality)  # [n_items, d]
             for _ in range(self.n_ii_layers):
                 layer = self.item_graphs[modality] @ layer
             semantics[modality] = layer
+        return semantics
+
+    def _item_inputs(self, modality: str, items: np.ndarray | None = None) -> torch.Tensor:
+        """e^m, the item-graph input: the gated projected features of ``items`` (all if None)."""
+        if items is None:
+            item_embedding, features = self.embedding[self.n_users :], self.features(modality)
+        else:
+            item_embedding = gather_rows(self.embedding, items + self.n_users)
+            features = gather_rows(self.features(modality), items)
+        projected = self.projections[modality](features)
+        return item_embedding * self.gates[modality](projected) if self.gated else projected
+
+    def _batch_local_semantics(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch rows of z^m (users, then ``items``) from the items they depend on only.
+
+        Users need z^m of their training items (rows of R_hat), items their own; each of those
+        needs e^m over its n_ii_layers-hop item-graph neighbourhood (``subgraph.py``).
+        """
+        user_item = self.graph.user_item.scipy
+        targets = np.union1d(user_item[users.numpy()].indices, items.numpy()).astype(np.int64)
+        users_to_targets = restricted_rows(user_item, users.numpy(), targets)
+        item_rows = positions(targets, items)
+        semantics = {}
+        for modality in self.modalities:
+            graph = self.item_graphs[modality].scipy
+            sets = layer_node_sets(graph, targets, self.n_ii_layers)
+            z_targets = propagate_over(graph, sets, self._item_inputs(modality, sets[0]))[-1]
+            semantics[modality] = torch.cat([sparse_product(users_to_targets, z_targets), z_targets[item_rows]])
         return semantics
 
     def batch_representations(self, users, positives, negatives) -> BatchRepresentations:
@@ -137,10 +174,13 @@ class BehaviourSemanticRecommender(Recommender):
         rows = torch.cat([users, self.n_users + positives, self.n_users + negatives])
         behaviour, ego = self.graph.propagate_rows(self.embedding, self.n_ui_layers, rows)
         items = torch.cat([positives, negatives])
-        semantics = {
-            m: torch.cat([self.graph.user_item.rows(users, z_items), z_items[items]])
-            for m, z_items in self.item_semantics().items()
-        }
+        if self.graph.batch_local and self.embedding.device.type == "cpu":
+            semantics = self._batch_local_semantics(users, items)
+        else:
+            semantics = {
+                m: torch.cat([self.graph.user_item.rows(users, z_items), z_items[items]])
+                for m, z_items in self.item_semantics().items()
+            }
         fused = self.fuser(semantics, behaviour)
         return BatchRepresentations(behaviour, semantics, fused, behaviour + fused, ego)
 
