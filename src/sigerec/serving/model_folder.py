@@ -125,6 +125,33 @@ def export_run(
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    description = {
+        "model": config.model,
+        "dataset": dataset.name,
+        "run": str(run_dir.resolve()),
+        "checkpoint": checkpoint,
+        "metrics": {split: summary.get(split, {}) for split in ("valid", "test")},
+    }
+    run_files = [run_dir / name for name in ("config.yaml", "summary.json") if (run_dir / name).exists()]
+    return write_model_folder(
+        out, user_vectors, item_vectors, user_ids, item_ids, dataset.train, description, titles, run_files
+    )
+
+
+def write_model_folder(
+    out: Path,
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    seen: sp.spmatrix,
+    description: dict,
+    titles: np.ndarray | None = None,
+    copied_files: list[Path] = (),
+) -> Path:
+    """Write a model folder atomically (staged beside ``out``, then renamed): vectors, ids,
+    seen items, optional titles, ``copied_files`` and a manifest with ``description`` and
+    every file's digest. ``out`` is replaced if it exists (the caller checks it may be)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
@@ -132,24 +159,23 @@ def export_run(
         np.save(staging / ITEM_VECTORS, np.ascontiguousarray(item_vectors, dtype=np.float32))
         _write_ids(staging / USER_IDS, user_ids)
         _write_ids(staging / ITEM_IDS, item_ids)
-        sp.save_npz(staging / SEEN, sp.csr_matrix(dataset.train, dtype=np.float32))
+        sp.save_npz(staging / SEEN, sp.csr_matrix(seen, dtype=np.float32))
         if titles is not None:
             (staging / TITLES).write_text(json.dumps(list(titles), ensure_ascii=False), encoding="utf-8")
-        for name in ("config.yaml", "summary.json"):
-            if (run_dir / name).exists():
-                shutil.copyfile(run_dir / name, staging / name)
+        for path in copied_files:
+            shutil.copyfile(path, staging / path.name)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "model": config.model,
-            "dataset": dataset.name,
-            "run": str(run_dir.resolve()),
-            "checkpoint": checkpoint,
+            "model": description["model"],
+            "dataset": description["dataset"],
+            "run": description.get("run"),
+            "checkpoint": description.get("checkpoint"),
             "score": "dot product of user and item vectors",
-            "n_users": dataset.n_users,
-            "n_items": dataset.n_items,
+            "n_users": int(user_vectors.shape[0]),
+            "n_items": int(item_vectors.shape[0]),
             "dim": int(item_vectors.shape[1]),
-            "metrics": {split: summary.get(split, {}) for split in ("valid", "test")},
+            "metrics": description.get("metrics", {}),
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
