@@ -55,3 +55,17 @@ def test_sparse_operator_gives_the_dense_product_and_its_gradient(symmetric):
     expected = torch.tensor(matrix.toarray())
     assert torch.allclose(operator @ dense.detach(), expected @ dense.detach(), atol=1e-6)
     assert torch.allclose(dense.grad, expected.T @ weights, atol=1e-6)
+
+
+def test_row_restricted_layer_repeats_rows_bit_for_bit():
+    """Repeated rows are computed once and copied: the same sums in the same order as slicing
+    every row, so the values are bit-identical (training numbers do not move)."""
+    rng = np.random.default_rng(2)
+    train = sp.random(40, 25, density=0.3, random_state=4, format="csr")
+    adjacency = normalized_interaction_adjacency(train)
+    embeddings = torch.tensor(rng.normal(size=(65, 16)), dtype=torch.float32)
+    rows = torch.tensor([41, 3, 41, 41, 0, 3, 64])
+    final, ego = lightgcn_propagate_rows(to_torch_sparse(adjacency), adjacency, embeddings, 1, rows)
+    sliced = torch.from_numpy(np.asarray(adjacency[rows.numpy()] @ embeddings.numpy()))
+    assert torch.equal(ego, embeddings[rows])
+    assert torch.equal(final, (embeddings[rows] + sliced) * 0.5)

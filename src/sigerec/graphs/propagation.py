@@ -76,7 +76,7 @@ class SparseOperator:
         """
         if dense.device.type != "cpu":
             return (self @ dense)[row_ids.to(dense.device)]
-        return _RowSparseProduct.apply(self.scipy[row_ids.numpy()], dense)
+        return _RowsOfProduct.apply(self.scipy, row_ids.numpy(), dense)
 
 
 class _RowSparseProduct(torch.autograd.Function):
@@ -95,26 +95,60 @@ class _RowSparseProduct(torch.autograd.Function):
         return None, _transpose_product(ctx.rows_matrix, grad_output)
 
 
-class _RowsAndRowSparseProduct(torch.autograd.Function):
-    """``(X[rows], S @ X)`` with a single full-size gradient buffer.
+class _RowsOfProduct(torch.autograd.Function):
+    """``(A @ X)[row_ids]`` for a constant scipy CSR ``A`` [n, m] and a CPU tensor X [m, dim].
+
+    The forward pass computes each distinct row once (:func:`_distinct_row_product`); the
+    backward pass uses ``A[row_ids].T`` (a free CSC view in scipy).
+    """
+
+    @staticmethod
+    def forward(ctx, matrix: sp.csr_matrix, row_ids: np.ndarray, dense: torch.Tensor) -> torch.Tensor:
+        ctx.matrix, ctx.row_ids = matrix, row_ids
+        return torch.from_numpy(_distinct_row_product(matrix, row_ids, dense.detach().numpy()))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return None, None, _transpose_product(ctx.matrix[ctx.row_ids], grad_output)
+
+
+class _RowsAndRowsOfProduct(torch.autograd.Function):
+    """``(X[rows], (A @ X)[rows])`` with a single full-size gradient buffer, for a constant
+    scipy CSR ``A`` [n, n] and a CPU tensor X [n, dim].
 
     Memory bandwidth, not arithmetic, bounds a CPU training step: separate gathers would
-    each zero-fill and add a full [n, dim] gradient. Here ``S.T @ G`` allocates the one
+    each zero-fill and add a full [n, dim] gradient. Here ``A[rows].T @ G`` allocates the one
     buffer and the gathered rows' gradients are added into it in place.
     """
 
     @staticmethod
-    def forward(ctx, rows_matrix: sp.csr_matrix, rows: torch.Tensor, dense: torch.Tensor):
-        ctx.rows_matrix, ctx.rows = rows_matrix, rows
-        neighbours = torch.from_numpy(np.asarray(rows_matrix @ dense.detach().numpy()))
-        return dense.detach()[rows], neighbours
+    def forward(ctx, matrix: sp.csr_matrix, rows: torch.Tensor, dense: torch.Tensor):
+        ctx.matrix, ctx.rows = matrix, rows
+        table = dense.detach()
+        neighbours = torch.from_numpy(_distinct_row_product(matrix, rows.numpy(), table.numpy()))
+        return table.index_select(0, rows), neighbours  # index_select: a plain gather, unlike [rows]
 
     @staticmethod
     def backward(ctx, grad_rows: torch.Tensor | None, grad_neighbours: torch.Tensor | None):
-        grad = _transpose_product(ctx.rows_matrix, grad_neighbours)
+        if grad_neighbours is None:
+            grad = torch.zeros(ctx.matrix.shape[1], grad_rows.shape[1], dtype=grad_rows.dtype)
+        else:
+            grad = _transpose_product(ctx.matrix[ctx.rows.numpy()], grad_neighbours)
         if grad_rows is not None:
             grad.index_add_(0, ctx.rows, grad_rows)
         return None, None, grad
+
+
+def _distinct_row_product(matrix: sp.csr_matrix, row_ids: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """``matrix[row_ids] @ dense``, each distinct row computed once.
+
+    A training batch repeats rows: popular items come back as positives many times, and theirs
+    are the longest rows (on Baby, half of a batch's nonzeros are repeats). Each row's sum runs
+    over the same entries in the same order as in ``matrix[row_ids] @ dense``, so the result is
+    bit-identical.
+    """
+    distinct, where = np.unique(row_ids, return_inverse=True)
+    return np.take(np.asarray(matrix[distinct] @ dense), where.reshape(-1), axis=0)
 
 
 def _transpose_product(rows_matrix: sp.csr_matrix, grad: torch.Tensor) -> torch.Tensor:
@@ -152,15 +186,14 @@ def lightgcn_propagate_rows(
     """
     if embeddings.device.type != "cpu" or n_layers == 0:
         return lightgcn_propagate(adjacency, embeddings, n_layers)[rows], embeddings[rows]
-    rows_matrix = adjacency_scipy[rows.numpy()]
     scale = 1.0 / (n_layers + 1)
     if n_layers == 1:
-        ego_rows, last_rows = _RowsAndRowSparseProduct.apply(rows_matrix, rows, embeddings)
+        ego_rows, last_rows = _RowsAndRowsOfProduct.apply(adjacency_scipy, rows, embeddings)
         return (ego_rows + last_rows) * scale, ego_rows
     ego_rows = embeddings[rows]
     layer, total_rows = embeddings, ego_rows
     for _ in range(n_layers - 1):
         layer = symmetric_sparse_product(adjacency, layer)
         total_rows = total_rows + layer[rows]
-    last_rows = _RowSparseProduct.apply(rows_matrix, layer)
+    last_rows = _RowsOfProduct.apply(adjacency_scipy, rows.numpy(), layer)
     return (total_rows + last_rows) * scale, ego_rows
