@@ -387,3 +387,18 @@ def test_feature_file_of_strings_is_refused(shop_with_three_items):
     message = load_error(shop_with_three_items)
     assert f"{path}: dtype <U1 is not numeric" in message
     assert "numpy.save" in message
+
+
+def test_clean_files_take_the_fast_path_with_the_careful_paths_result(tmp_path):
+    from sigerec.data import atomic
+
+    path = tmp_path / "x.inter"
+    path.write_text("userID\titemID\tx_label\n0\t3\t0\n2\t1\t2\n1\t0\t1\n")
+    fast = atomic._read_clean_integers(path)
+    assert fast is not None
+    frame = atomic._read_table(path)
+    careful = [atomic.parse_id_column(frame[c], path, c) for c in atomic.REQUIRED_COLUMNS]
+    for got, expected in zip(fast, careful):
+        np.testing.assert_array_equal(got, expected)
+    path.write_text("userID\titemID\tx_label\n0\t3\t0\n2\t1\t7\n")  # a bad label: the careful path explains it
+    assert atomic._read_clean_integers(path) is None
