@@ -39,6 +39,7 @@ class LightGCN(Recommender):
 
     name = "lightgcn"
     config_class = LightGCNConfig
+    supports_batch_steps = True  # its loss propagates through ``graph.propagate_rows`` only
     search_space: ClassVar[SearchSpace] = {
         "n_layers": choices(1, 2, 3, 4, source="MMRec src/configs/model/LightGCN.yaml (hyper_parameters)"),
         "reg_weight": choices(

@@ -18,6 +18,7 @@ from sigerec.models import Recommender, get_model_class
 from sigerec.training.progress import SilentProgress
 from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT, RunDirectory
 from sigerec.training.sampler import TripletSampler
+from sigerec.training.step_scope import make_optimizer, resolve_step_scope
 
 
 def peak_memory_mb() -> float:
@@ -87,13 +88,8 @@ class Trainer:
         self.on_evaluation = None
         self.pruned = False
         self.model = build_model(config, dataset)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(),
-            lr=self.training.learning_rate,
-            weight_decay=self.training.weight_decay,
-            # The fused kernel is the fastest on CPU and GPU and computes the same update.
-            fused=True,
-        )
+        self.step_scope = resolve_step_scope(self.training, self.model, dataset)
+        self.optimizer = make_optimizer(self.model, self.training, self.step_scope)
         decay, period = self.training.learning_rate_scheduler
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda=lambda epoch: decay ** (epoch / period)
@@ -247,6 +243,7 @@ class Trainer:
             "peak_memory_mb": peak_memory_mb(),
             "torch_threads": torch.get_num_threads(),
             "device": self.training.device,
+            "step_scope": self.step_scope,
             "valid": self.best_valid,
             "test": test,
             **({"pruned": True} if self.pruned else {}),
