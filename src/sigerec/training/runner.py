@@ -49,6 +49,11 @@ def check_training_settings(config: TrainingConfig) -> None:
     registry or on the machine."""
     if not config.topk:
         raise SigerecError("setting 'topk' must list at least one cut-off, e.g. [10, 20].")
+    if config.step_scope == "batch" and config.device != "cpu":
+        raise SigerecError(
+            "setting 'step_scope' is 'batch', which runs on the CPU only (its products use scipy); use "
+            "step_scope=full (or auto) with a GPU."
+        )
     if config.device.startswith("cuda"):
         import torch
 
@@ -58,11 +63,6 @@ def check_training_settings(config: TrainingConfig) -> None:
             )
     elif config.device != "cpu":
         raise SigerecError(f"setting 'device' must be cpu or cuda[:N], got {config.device!r}.")
-    if config.step_scope == "batch" and config.device != "cpu":
-        raise SigerecError(
-            "setting 'step_scope' is 'batch', which runs on the CPU only; use step_scope=full on a GPU "
-            "(a GPU's full steps are fast enough up to millions of items, docs/scaling.md)."
-        )
     metric, _, k = config.valid_metric.lower().partition("@")
     if metric not in METRIC_NAMES or not k.isdigit() or int(k) not in config.topk:
         raise SigerecError(
