@@ -150,3 +150,12 @@ def test_mask_of_another_shape_is_an_error():
 def test_non_positive_k_is_an_error():
     with pytest.raises(SigerecError, match="positive integers"):
         evaluate(_scorer(SCORES), TEST, TRAIN, ks=(0, 10))
+
+
+def test_held_out_items_of_one_chunk_are_not_hits_in_the_next():
+    # User 0 holds out item 2, user 1 item 0; both rank item 2 first. With one user per
+    # chunk, user 1's top item must not count as a hit.
+    scores = [[0.1, 0.2, 0.9], [0.5, 0.1, 0.9]]
+    metrics = evaluate(_scorer(scores), _csr([[2], [0]], 3), None, ks=(1, 2), chunk_size=1)
+    assert metrics["hit@1"] == pytest.approx(0.5)
+    assert metrics["recall@2"] == pytest.approx(1.0)

@@ -74,6 +74,7 @@ def evaluate_per_user(
 
     totals = dict.fromkeys(metric_keys(ks), 0.0)
     per_user_chunks: list[dict[str, np.ndarray]] = []
+    marks = None  # [chunk, n_items] bool, all False between chunks (see _hits_in_top_k)
     with torch.no_grad():
         for start in range(0, len(evaluated_users), chunk_size):
             stop = min(start + chunk_size, len(evaluated_users))
@@ -83,7 +84,9 @@ def evaluate_per_user(
                     f"score_users returned scores of shape {tuple(scores.shape)} for {stop - start} "
                     f"users; expected ({stop - start}, {ground_truth.shape[1]}), one column per item."
                 )
-            hits = _hits_in_top_k(scores, held_out, masked, start, stop, max_k)
+            if marks is None:
+                marks = torch.zeros((stop - start, scores.shape[1]), dtype=torch.bool, device=scores.device)
+            hits = _hits_in_top_k(scores, held_out, masked, start, stop, max_k, marks[: stop - start])
             for key, chunk_sum in metric_sums(hits, n_held_out[start:stop], ks).items():
                 totals[key] += chunk_sum
             if keep_users:
@@ -103,18 +106,24 @@ def _hits_in_top_k(
     start: int,
     stop: int,
     max_k: int,
+    marks: torch.Tensor,
 ) -> torch.Tensor:
-    """``[chunk, max_k]``: whether each ranked item of rows ``start:stop`` is held out."""
+    """``[chunk, max_k]``: whether each ranked item of rows ``start:stop`` is held out.
+
+    ``marks`` is an all-False ``[chunk, n_items]`` bool buffer, left all False again: marking
+    and unmarking the few held-out entries costs far less than a fresh buffer per chunk.
+    """
     held_out_rows, held_out_items = _row_coordinates(held_out, start, stop, scores.device)
-    is_held_out = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)  # [chunk, n_items]
-    is_held_out[held_out_rows, held_out_items] = True
+    marks[held_out_rows, held_out_items] = True
     if masked is not None:
         # MMRec ranks only items the user has not trained on; a masked item must never
         # count as a hit, even when -inf ties pull it into the top K.
         masked_rows, masked_items = _row_coordinates(masked, start, stop, scores.device)
         scores[masked_rows, masked_items] = -torch.inf
-        is_held_out[masked_rows, masked_items] = False
-    return is_held_out.gather(1, top_k_items(scores, max_k))
+        marks[masked_rows, masked_items] = False
+    hits = marks.gather(1, top_k_items(scores, max_k))
+    marks[held_out_rows, held_out_items] = False
+    return hits
 
 
 def _row_coordinates(
