@@ -17,37 +17,81 @@ import scipy.sparse as sp
 import torch
 
 from sigerec.data.dataset import Dataset
+from sigerec.graphs.approximate_knn import ivf_settings
 from sigerec.graphs.graph_cache import array_digest, cached_graph, sparse_digest
 from sigerec.graphs.interaction_graph import InteractionGraph
-from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, normalize_graph
+from sigerec.graphs.item_graphs import (
+    COOCCURRENCE_MAX_USER_DEGREE,
+    cooccurrence_item_graph,
+    knn_item_graph,
+    normalize_graph,
+    resolve_knn_method,
+)
 
 GRAPH_CACHE_FOLDER = Path(".sigerec-cache") / "graphs"
+# The seed of a graph's random choices (the FAISS k-means sample, heavy users' subsample): one
+# fixed value, so that a dataset's graphs do not change with a run's seed and are cached once.
+GRAPH_SEED = 0
 
 
 def modality_knn_graph(
-    dataset: Dataset, modality: str, k: int = 10, weighted: bool = True, normalization: str = "sym"
+    dataset: Dataset,
+    modality: str,
+    k: int = 10,
+    weighted: bool = True,
+    normalization: str = "sym",
+    method: str = "auto",
 ) -> sp.csr_matrix:
-    """The normalised top-k cosine graph of one modality's features (S_hat^m)."""
+    """The normalised top-k cosine graph of one modality's features (S_hat^m).
+
+    ``method``: "auto", "exact" or "faiss" (``item_graphs.KnnMethod``). The cache key holds the
+    method it resolves to, so "auto" and "exact" share the exact graph of a small catalogue, and
+    for "faiss" the IVF settings and seed as well.
+    """
     features = dataset.features[modality]
+    resolved = resolve_knn_method(method, len(features))
     inputs = {"features": array_digest(features), "k": k, "weighted": weighted, "normalization": normalization}
+    inputs["method"] = resolved
+    if resolved == "faiss":
+        inputs.update(ivf_settings(), seed=GRAPH_SEED)
     return _cached(
         dataset,
         f"{modality}-knn",
         inputs,
-        lambda: normalize_graph(knn_item_graph(features, k=k, weighted=weighted), normalization),
+        lambda: normalize_graph(
+            knn_item_graph(features, k=k, weighted=weighted, method=resolved, seed=GRAPH_SEED), normalization
+        ),
     )
 
 
 def cooccurrence_graph(
-    dataset: Dataset, k: int = 10, weighting: str = "count", normalization: str = "sym"
+    dataset: Dataset,
+    k: int = 10,
+    weighting: str = "count",
+    normalization: str = "sym",
+    max_user_degree: int = COOCCURRENCE_MAX_USER_DEGREE,
 ) -> sp.csr_matrix:
-    """The normalised top-k co-interaction graph of the training split (SIGE's C_hat)."""
-    inputs = {"train": sparse_digest(dataset.train), "k": k, "weighting": weighting, "normalization": normalization}
+    """The normalised top-k co-interaction graph of the training split (SIGE's C_hat); users with
+    more than ``max_user_degree`` training items count with a sample of them (see
+    ``cooccurrence_item_graph``)."""
+    inputs = {
+        "train": sparse_digest(dataset.train),
+        "k": k,
+        "weighting": weighting,
+        "normalization": normalization,
+        "max_user_degree": max_user_degree,
+        "seed": GRAPH_SEED,
+    }
     return _cached(
         dataset,
         "cooccurrence",
         inputs,
-        lambda: normalize_graph(cooccurrence_item_graph(dataset.train, k=k, weighting=weighting), normalization),
+        lambda: normalize_graph(
+            cooccurrence_item_graph(
+                dataset.train, k=k, weighting=weighting, max_user_degree=max_user_degree, seed=GRAPH_SEED
+            ),
+            normalization,
+        ),
     )
 
 

@@ -14,7 +14,7 @@ from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegati
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import interaction_graph, modality_knn_graph
 from sigerec.graphs.interaction_graph import InteractionGraph
-from sigerec.graphs.item_graphs import mix_graphs
+from sigerec.graphs.item_graphs import KnnMethod, mix_graphs
 from sigerec.graphs.propagation import SparseOperator
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss
@@ -30,6 +30,8 @@ class FREEDOMConfig(ModelConfig):
       modality projections (MMRec's ``feat_embed_dim``, 64, must equal it because the
       projected features are scored against the user vector, so it is not a separate key).
     - ``knn_k`` (10): neighbours per item in each modality's cosine kNN graph, self included.
+    - ``knn_method`` ("auto"): how the kNN graphs are found: "exact", "faiss" (approximate,
+      for large catalogues) or "auto" (exact up to ``item_graphs.AUTO_EXACT_MAX_ITEMS`` items).
     - ``mm_image_weight`` (0.1): weight of the image graph in the mix; text gets 1 - it.
     - ``n_mm_layers`` (1): propagations of the item ID embeddings over the item graph.
     - ``n_ui_layers`` (2): LightGCN layers on the user-item graph.
@@ -43,6 +45,7 @@ class FREEDOMConfig(ModelConfig):
     """
 
     knn_k: PositiveInt = 10
+    knn_method: KnnMethod = "auto"
     mm_image_weight: UnitInterval = 0.1
     n_mm_layers: NonNegativeInt = 1
     n_ui_layers: NonNegativeInt = 2
@@ -128,7 +131,10 @@ class FREEDOM(Recommender):
 
     def _build_item_item_graph(self, dataset: Dataset) -> sp.csr_matrix:
         """S: the mix of the modalities' sym-normalised binary kNN graphs (eqs. 1-4)."""
-        graphs = [modality_knn_graph(dataset, m, k=self.config.knn_k, weighted=False) for m in self.modalities]
+        graphs = [
+            modality_knn_graph(dataset, m, k=self.config.knn_k, weighted=False, method=self.config.knn_method)
+            for m in self.modalities
+        ]
         return mix_graphs(graphs, self._modality_weights())
 
     def _modality_weights(self) -> list[float]:

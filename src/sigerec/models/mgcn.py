@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import modality_knn_graph
+from sigerec.graphs.item_graphs import KnnMethod
 from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
 from sigerec.models.semantic_branch import BehaviourSemanticRecommender
@@ -20,6 +21,8 @@ class MGCNConfig(ModelConfig):
 
     - ``knn_k`` (10): neighbours per item in each modality's cosine kNN graph (self included),
       edges weighted by the cosine, D^-1/2 S D^-1/2.
+    - ``knn_method`` ("auto"): how the kNN graphs are found: "exact", "faiss" (approximate,
+      for large catalogues) or "auto" (exact up to ``item_graphs.AUTO_EXACT_MAX_ITEMS`` items).
     - ``n_ui_layers`` (2): LightGCN layers on the user-item graph.
     - ``n_ii_layers`` (1): propagations over the item-item graphs (MMRec's ``n_layers``).
     - ``reg_weight`` (1e-4): weight of (1/2) sum of the squared final batch vectors / batch.
@@ -33,6 +36,7 @@ class MGCNConfig(ModelConfig):
     """
 
     knn_k: PositiveInt = 10
+    knn_method: KnnMethod = "auto"
     n_ui_layers: NonNegativeInt = 2
     n_ii_layers: NonNegativeInt = 1
     reg_weight: NonNegativeFloat = 1e-4
@@ -74,7 +78,10 @@ class MGCN(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: MGCNConfig, device="cpu"):
         super().__init__(dataset, config, device)
-        graphs = {m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=True) for m in self.modalities}
+        graphs = {
+            m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=True, method=config.knn_method)
+            for m in self.modalities
+        }
         self.build(
             dataset,
             graphs,

@@ -11,7 +11,7 @@ import torch
 from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, UnitInterval
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import cooccurrence_graph, modality_knn_graph
-from sigerec.graphs.item_graphs import CooccurrenceWeighting, mix_graphs
+from sigerec.graphs.item_graphs import COOCCURRENCE_MAX_USER_DEGREE, CooccurrenceWeighting, KnnMethod, mix_graphs
 from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
 from sigerec.models.semantic_branch import BehaviourSemanticRecommender, Fuser
@@ -26,9 +26,13 @@ class SIGEConfig(ModelConfig):
     Graphs (sections 1-2):
     - ``knn_k`` (10): neighbours per item in each modality's cosine kNN graph, self included.
     - ``knn_weighted`` (True) [choice]: cosine-weighted edges (MGCN); False: binary (FREEDOM).
+    - ``knn_method`` ("auto"): how the kNN graphs are found: "exact", "faiss" (approximate,
+      for large catalogues) or "auto" (exact up to ``item_graphs.AUTO_EXACT_MAX_ITEMS`` items).
     - ``infusion_alpha`` (0.5): S_bar^m = (1 - alpha) S_hat^m + alpha C_hat; 0 = no infusion.
     - ``cooccurrence_k`` (10): co-interacted neighbours per item in C.
     - ``cooccurrence_weighting`` ("count") [choice]: raw counts or "cosine"-normalised counts.
+    - ``cooccurrence_max_user_degree`` (1000): a user with more training items counts in C with a
+      random sample of this many (bounds the work of R^T R; above every benchmark user's degree).
     Encoders (section 3):
     - ``n_ui_layers`` (2), ``n_ii_layers`` (1): LightGCN and item-graph propagation depths.
     - ``modality_gate`` (True) [choice]: item input E_item * sigmoid(G f^m) (MGCN), else f^m.
@@ -61,9 +65,11 @@ class SIGEConfig(ModelConfig):
 
     knn_k: PositiveInt = 10
     knn_weighted: bool = True
+    knn_method: KnnMethod = "auto"
     infusion_alpha: UnitInterval = 0.5
     cooccurrence_k: PositiveInt = 10
     cooccurrence_weighting: CooccurrenceWeighting = "count"
+    cooccurrence_max_user_degree: PositiveInt = COOCCURRENCE_MAX_USER_DEGREE
     n_ui_layers: NonNegativeInt = 2
     n_ii_layers: NonNegativeInt = 1
     modality_gate: bool = True
@@ -165,11 +171,16 @@ class SIGE(BehaviourSemanticRecommender):
         collaborative = None
         if alpha > 0:
             collaborative = cooccurrence_graph(
-                dataset, k=config.cooccurrence_k, weighting=config.cooccurrence_weighting
+                dataset,
+                k=config.cooccurrence_k,
+                weighting=config.cooccurrence_weighting,
+                max_user_degree=config.cooccurrence_max_user_degree,
             )
         graphs = {}
         for modality in modalities:
-            semantic = modality_knn_graph(dataset, modality, k=config.knn_k, weighted=config.knn_weighted)
+            semantic = modality_knn_graph(
+                dataset, modality, k=config.knn_k, weighted=config.knn_weighted, method=config.knn_method
+            )
             graphs[modality] = (
                 semantic if collaborative is None else mix_graphs([semantic, collaborative], [1 - alpha, alpha])
             )
