@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -66,12 +64,20 @@ def _build(features_file: Path, method: str, n_probe: int, lists: int, threads: 
         threadpool_limits(threads)
     # Load FAISS, torch's top-k and the BLAS threads first, so that their one-off memory is not counted.
     knn_item_graph(features[:500], k=K, method=method, n_probe=n_probe)
-    before_mb = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak resident memory restarts from now
+    before_mb = _status_mb("VmRSS")
     started = time.perf_counter()
     graph = knn_item_graph(features, k=K, weighted=True, method=method, n_probe=n_probe)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return graph, round(seconds, 2), round(peak_mb - before_mb, 1)
+    return graph, round(seconds, 2), round(_status_mb("VmHWM") - before_mb, 1)
+
+
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (VmRSS: resident now, VmHWM: peak resident), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def faiss_index_search(features: np.ndarray, lists: int, n_probe: int, exact) -> dict:

@@ -2,7 +2,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sigerec.data.dataset import Dataset
-from sigerec.graphs import dataset_graphs
+from sigerec.graphs import dataset_graphs, item_graphs
 from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, normalize_graph
 
 FEATURES = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
@@ -38,3 +38,34 @@ def test_graphs_equal_the_builders_and_are_cached_on_disk(tmp_path):
 def test_dataset_without_folder_builds_in_memory():
     graph = dataset_graphs.modality_knn_graph(_dataset(None), "text", k=1)
     assert graph.nnz == 4
+
+
+def _cache_files(path):
+    return sorted(p.name for p in (path / dataset_graphs.GRAPH_CACHE_FOLDER).iterdir())
+
+
+def test_auto_and_exact_share_a_cached_graph_and_faiss_has_its_own(tmp_path):
+    dataset = _dataset(tmp_path)
+    auto = dataset_graphs.modality_knn_graph(dataset, "text", k=2, method="auto")
+    exact = dataset_graphs.modality_knn_graph(dataset, "text", k=2, method="exact")
+    assert (auto != exact).nnz == 0 and len(_cache_files(tmp_path)) == 1
+    dataset_graphs.modality_knn_graph(dataset, "text", k=2, method="faiss")
+    assert len(_cache_files(tmp_path)) == 2
+
+
+def test_auto_above_the_threshold_is_cached_as_faiss(tmp_path, monkeypatch):
+    dataset = _dataset(tmp_path)
+    dataset_graphs.modality_knn_graph(dataset, "text", k=2, method="faiss")
+    monkeypatch.setattr(item_graphs, "AUTO_EXACT_MAX_ITEMS", 3)  # the dataset has 4 items
+    dataset_graphs.modality_knn_graph(dataset, "text", k=2, method="auto")
+    assert len(_cache_files(tmp_path)) == 1
+
+
+def test_cooccurrence_cap_is_part_of_the_cache_key(tmp_path):
+    dataset = _dataset(tmp_path)
+    # User 2 has 3 items: a cap of 2 samples them, a cap of 3 leaves the graph as it is.
+    capped = dataset_graphs.cooccurrence_graph(dataset, k=2, max_user_degree=2)
+    uncapped = dataset_graphs.cooccurrence_graph(dataset, k=2, max_user_degree=3)
+    assert len(_cache_files(tmp_path)) == 2
+    assert (uncapped != dataset_graphs.cooccurrence_graph(dataset, k=2)).nnz == 0
+    assert (capped != uncapped).nnz > 0

@@ -1,13 +1,23 @@
 """Item-item graph builders against hand-computed neighbours and values."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from sigerec.errors import SigerecError
-from sigerec.graphs.item_graphs import cooccurrence_item_graph, knn_item_graph, mix_graphs, normalize_graph
+from sigerec.graphs import item_graphs
+from sigerec.graphs.approximate_knn import N_PROBE, knn_recall, n_lists_for
+from sigerec.graphs.item_graphs import (
+    cap_user_degrees,
+    cooccurrence_item_graph,
+    knn_item_graph,
+    mix_graphs,
+    normalize_graph,
+    resolve_knn_method,
+)
 
 R = 1 / math.sqrt(2)
 
@@ -125,6 +135,122 @@ def test_knn_rejects_bad_input():
         knn_item_graph(CHAIN, block_size=0)
 
 
+def clustered_features(n_items: int, seed: int = 0) -> np.ndarray:
+    """Items around 40 random directions in 32-d, a third of the noise of the directions' spread."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((40, 32))
+    return (centres[rng.integers(0, 40, n_items)] + 0.35 * rng.standard_normal((n_items, 32))).astype(np.float32)
+
+
+def same_graph(left: sp.csr_matrix, right: sp.csr_matrix) -> bool:
+    return (
+        np.array_equal(left.indptr, right.indptr)
+        and np.array_equal(left.indices, right.indices)
+        and np.array_equal(left.data, right.data)
+    )
+
+
+def test_faiss_graph_finds_most_exact_neighbours_of_clustered_items():
+    features = clustered_features(3000)
+    assert N_PROBE < n_lists_for(3000)  # items really probe a few clusters only
+    exact = knn_item_graph(features, k=10, weighted=True, method="exact")
+    approximate = knn_item_graph(features, k=10, weighted=True, method="faiss")
+    assert knn_recall(approximate, exact) >= 0.95
+
+
+def test_faiss_graph_keeps_the_exact_graphs_contract():
+    features = clustered_features(2000)
+    features[7] = 0  # no direction: no neighbours, nobody's neighbour
+    exact = knn_item_graph(features, k=5, weighted=True, method="exact")
+    graph = knn_item_graph(features, k=5, weighted=True, method="faiss", n_probe=2)
+    assert graph.shape == (2000, 2000) and graph.dtype == np.float32
+    assert graph[7].nnz == 0 and graph[:, 7].nnz == 0
+    assert np.all(np.diff(graph.indptr)[np.arange(2000) != 7] == 5)
+    assert np.all(graph.diagonal()[np.arange(2000) != 7] > 0)  # self included
+    assert np.all(graph.data > 0)
+    # A neighbour that is found has its exact cosine.
+    rows, cols = graph.nonzero()
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    np.testing.assert_allclose(graph[rows, cols].A1, (unit[rows] * unit[cols]).sum(axis=1), rtol=1e-5)
+    assert knn_recall(graph, exact) < 1  # two probes of many: some neighbours are missed
+    binary = knn_item_graph(features, k=5, weighted=False, method="faiss", n_probe=2)
+    assert np.array_equal(binary.indices, graph.indices) and np.all(binary.data == 1)
+
+
+def test_faiss_graph_without_self_has_k_other_neighbours():
+    features = clustered_features(2000)
+    graph = knn_item_graph(features, k=5, weighted=True, include_self=False, method="faiss", n_probe=2)
+    assert graph.diagonal().sum() == 0
+    assert np.all(np.diff(graph.indptr) == 5)
+
+
+def test_faiss_graph_probing_every_cluster_is_the_exact_graph():
+    features = clustered_features(1500, seed=1)
+    features[[3, 17, 900, 1400]] = features[5]  # exact ties
+    features[[8, 9]] = 0
+    for include_self in (True, False):
+        exact = knn_item_graph(features, k=4, weighted=True, include_self=include_self, method="exact")
+        approximate = knn_item_graph(
+            features, k=4, weighted=True, include_self=include_self, method="faiss", n_probe=10_000
+        )
+        assert same_graph(approximate, exact)
+
+
+def test_faiss_graph_gives_every_copy_of_a_vector_its_exact_neighbours():
+    # Item 1's vector is also items 0, 2, 4, ..., 1998, as mean-filled features are: its lowest
+    # ids are the copies' neighbours at cosine 1. The copies are ranked once and share the result.
+    features = clustered_features(2000, seed=2)
+    copies = np.concatenate([[1], np.arange(0, 2000, 2)])
+    features[copies] = features[1]
+    graph = knn_item_graph(features, k=5, method="faiss", n_probe=2)
+    assert neighbours(graph[copies]) == [[0, 1, 2, 4, 6]] * len(copies)
+    without_self = knn_item_graph(features, k=5, include_self=False, method="faiss", n_probe=2)
+    assert neighbours(without_self[[0, 1, 8, 1998]]) == [[1, 2, 4, 6, 8], [0, 2, 4, 6, 8], [0, 1, 2, 4, 6]] + [
+        [0, 1, 2, 4, 6]
+    ]
+
+
+def test_faiss_graph_is_the_same_when_built_again():
+    features = clustered_features(2000)
+    first = knn_item_graph(features, k=5, weighted=True, method="faiss", n_probe=2, seed=3)
+    again = knn_item_graph(features, k=5, weighted=True, method="faiss", n_probe=2, seed=3)
+    assert same_graph(first, again)
+
+
+def test_auto_is_exact_up_to_the_threshold_and_faiss_above(monkeypatch):
+    features = np.random.default_rng(0).standard_normal((2000, 16))  # no clusters: faiss misses some
+    exact = knn_item_graph(features, k=5, method="exact")
+    approximate = knn_item_graph(features, k=5, method="faiss")
+    assert not same_graph(exact, approximate)
+    monkeypatch.setattr(item_graphs, "AUTO_EXACT_MAX_ITEMS", 2000)
+    assert resolve_knn_method("auto", 2000) == "exact"
+    assert same_graph(knn_item_graph(features, k=5, method="auto"), exact)
+    monkeypatch.setattr(item_graphs, "AUTO_EXACT_MAX_ITEMS", 1999)
+    assert resolve_knn_method("auto", 2000) == "faiss"
+    assert same_graph(knn_item_graph(features, k=5, method="auto"), approximate)
+    assert resolve_knn_method("exact", 10**9) == "exact" and resolve_knn_method("faiss", 1) == "faiss"
+
+
+def test_unknown_knn_method_names_the_choices():
+    with pytest.raises(SigerecError, match="knn_method must be one of auto, exact, faiss, got 'annoy'"):
+        knn_item_graph(CHAIN, k=2, method="annoy")
+
+
+def test_faiss_graph_without_faiss_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
+    with pytest.raises(SigerecError, match=r"needs faiss-cpu: pip install faiss-cpu.*knn_method=exact"):
+        knn_item_graph(CHAIN, k=2, method="faiss")
+
+
+def test_knn_recall_is_the_share_of_exact_edges_found():
+    exact = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [0, 0, 0]], dtype=np.float32))
+    approximate = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 1], [1, 0, 0]], dtype=np.float32))
+    assert knn_recall(approximate, exact) == 0.75  # 3 of the 4 exact edges, whatever the extra ones
+    assert knn_recall(approximate, sp.csr_matrix((3, 3))) == 1.0
+    with pytest.raises(SigerecError, match="one shape"):
+        knn_recall(approximate, sp.csr_matrix((4, 4)))
+
+
 def test_cooccurrence_counts_shared_users_and_keeps_top_k_with_lower_id_ties():
     graph = cooccurrence_item_graph(TRAIN, k=2)
     # Row 0: C01 = 2, then C02 = C04 = 1 tie -> item 2. Row 2: C21 = 2, then C20 = C23 = 1 -> item 0.
@@ -182,6 +308,61 @@ def test_cooccurrence_rejects_bad_input():
         cooccurrence_item_graph(TRAIN.toarray())
     with pytest.raises(SigerecError, match="weighting"):
         cooccurrence_item_graph(TRAIN, weighting="jaccard")
+    with pytest.raises(SigerecError, match="max_user_degree must be"):
+        cooccurrence_item_graph(TRAIN, max_user_degree=0)
+
+
+def reference_cooccurrence(train: sp.spmatrix, k: int) -> np.ndarray:
+    """R^T R of the binarised matrix without its diagonal, each row's k largest kept, ties to the lower id."""
+    interacted = (sp.csr_matrix(train).toarray() != 0).astype(np.float64)
+    counts = interacted.T @ interacted
+    np.fill_diagonal(counts, 0)
+    kept = np.zeros_like(counts)
+    for row, values in enumerate(counts):
+        best = np.lexsort((np.arange(len(values)), -values))[:k]
+        kept[row, best] = values[best]
+    return kept
+
+
+def test_cooccurrence_without_heavy_users_is_the_plain_top_k_of_r_transpose_r():
+    rng = np.random.default_rng(4)
+    train = sp.random(80, 50, density=0.15, format="csr", random_state=rng)
+    max_degree = int(np.diff(train.indptr).max())
+    for cap in (max_degree, 1000):  # nobody above the cap: nobody is sampled
+        graph = cooccurrence_item_graph(train, k=4, max_user_degree=cap, max_block_pairs=30)
+        np.testing.assert_array_equal(graph.toarray(), reference_cooccurrence(train, 4))
+
+
+def test_heavy_users_count_with_a_seeded_sample_of_max_user_degree_items():
+    rng = np.random.default_rng(5)
+    train = sp.random(30, 40, density=0.1, format="csr", random_state=rng).tolil()
+    train[0, :] = 1.0  # a user with all 40 items, the others far fewer
+    train = train.tocsr()
+    assert np.diff(train.indptr)[1:].max() <= 12
+    capped = cap_user_degrees(sp.csr_matrix((train != 0).astype(np.float64)), max_user_degree=12, seed=0)
+    degrees = np.diff(capped.indptr)
+    assert degrees[0] == 12 and np.array_equal(degrees[1:], np.diff(train.indptr)[1:])
+    assert (capped - capped.multiply(train != 0)).nnz == 0  # a subset of the user's own items
+    graph = cooccurrence_item_graph(train, k=40, max_user_degree=12, seed=0)
+    np.testing.assert_array_equal(graph.toarray(), reference_cooccurrence(capped, 40))
+    assert graph.toarray().sum() < reference_cooccurrence(train, 40).sum()
+    again = cooccurrence_item_graph(train, k=40, max_user_degree=12, seed=0)
+    other_seed = cap_user_degrees(sp.csr_matrix((train != 0).astype(np.float64)), max_user_degree=12, seed=1)
+    assert (graph != again).nnz == 0
+    assert not np.array_equal(other_seed[0].indices, capped[0].indices)
+
+
+def test_cooccurrence_blocks_stay_within_the_pair_budget():
+    rng = np.random.default_rng(6)
+    interacted = sp.csr_matrix((sp.random(50, 30, density=0.3, format="csr", random_state=rng) != 0).astype(float))
+    item_users = interacted.T.tocsr()
+    user_degree = np.diff(interacted.indptr)
+    row_bound = np.minimum(item_users @ user_degree, 30)  # entries a row of R^T R can hold
+    blocks = list(item_graphs._item_blocks(item_users, user_degree, max_pairs=60))
+    assert [start for start, _ in blocks] == [0] + [stop for _, stop in blocks[:-1]] and blocks[-1][1] == 30
+    for start, stop in blocks:
+        assert stop - start == 1 or row_bound[start:stop].sum() <= 60
+        assert (item_users[start:stop] @ interacted).nnz <= max(60, row_bound[start:stop].sum())
 
 
 # A non-symmetric graph whose row sums are squares: d = 4, 4, 9.

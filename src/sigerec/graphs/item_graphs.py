@@ -39,15 +39,17 @@ NORMALIZATIONS = typing.get_args(GraphNormalization)
 COOCCURRENCE_WEIGHTINGS = typing.get_args(CooccurrenceWeighting)
 KNN_METHODS = typing.get_args(KnnMethod)
 
-# "auto" stays exact up to here. Exact costs O(n^2 dim): about 4 minutes for 100k 384-d items on
-# 2 cores and 4x that for each doubling, while faiss takes under a minute at 100k with recall 0.97
-# (benchmarks/knn_recall.py). Every benchmark dataset (at most 23,033 items) stays exact.
+# "auto" stays exact up to here. Exact costs O(n^2 dim): 92 s for 100k 384-d items on 2 cores
+# (benchmarks/knn_recall.py), so about 6 minutes at 200k and 2.5 hours at 1M, and 11 times that
+# with 4096-d image features (16 minutes at 100k); FAISS took 18 s at 100k with recall 0.98.
+# Every benchmark dataset (at most 23,033 items) stays exact.
 AUTO_EXACT_MAX_ITEMS = 100_000
 # Users with more items count with a sample of this many in the co-occurrence graph (above
 # every training degree of the benchmark datasets: 303 at most, ML-100k).
 COOCCURRENCE_MAX_USER_DEGREE = 1000
-# Entries of R^T R held at once by ``cooccurrence_item_graph``: about 0.5 GB at the peak.
-COOCCURRENCE_BLOCK_PAIRS = 8_000_000
+# Entries of R^T R held at once by ``cooccurrence_item_graph``: about 60 MB at the peak. Smaller
+# blocks were also faster (sorting a block's entries stays in cache): 4.4 s against 6.8 s with 8M.
+COOCCURRENCE_BLOCK_PAIRS = 1_000_000
 
 
 def resolve_knn_method(method: str, n_items: int) -> str:
@@ -171,7 +173,7 @@ def cooccurrence_item_graph(
     user's training degree in the benchmark datasets (at most 303 in ML-100k, 237 in Sports),
     so their graphs are unchanged. Work is then O(sum_u min(d_u, cap)^2). Rows are computed in
     blocks of items whose product holds at most ``max_block_pairs`` entries (about 60 bytes
-    each at the peak, 0.5 GB by default; a block is one item at least), and only each block's
+    each at the peak, 60 MB by default; a block is one item at least), and only each block's
     top k is kept: memory O(max_block_pairs + n_items k).
     """
     if not sp.issparse(train) or len(train.shape) != 2:
