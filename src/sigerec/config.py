@@ -157,6 +157,10 @@ class TrainingConfig(CheckedSettings):
     # with sparse gradients and lazy Adam (CPU; a step's cost no longer grows with the catalogue);
     # "auto" = "batch" from a catalogue size on (docs/scaling.md), "full" below it.
     step_scope: Literal["auto", "full", "batch"] = "auto"
+    # "bf16": the similarity products of contrastive losses (InfoNCE, SIGE's and MGCN's
+    # heaviest step) in bfloat16, accumulated in float32; everything else stays float32.
+    # Off by default: docs/scaling.md measures its speed and accuracy effect.
+    mixed_precision: Literal["off", "bf16"] = "off"
 
 
 @dataclass

@@ -109,3 +109,25 @@ def test_bounded_gradient_is_unit_below_norm_one_and_exact_above():
         else:
             (torch.nn.functional.normalize(compared, dim=1) * weights).sum().backward()
         assert torch.allclose(bounded.grad, compared.grad), length
+
+
+def test_bfloat16_products_keep_infonce_and_its_gradients_close_and_are_scoped():
+    from sigerec.models.losses import contrastive_precision, info_nce
+
+    torch.manual_seed(0)
+    view = torch.randn(256, 32, requires_grad=True)
+    other = torch.randn(256, 32, requires_grad=True)
+
+    def loss_and_gradients():
+        view.grad = other.grad = None
+        loss = info_nce(view, other, 0.2)
+        loss.backward()
+        return loss.detach(), view.grad.clone(), other.grad.clone()
+
+    exact = loss_and_gradients()
+    with contrastive_precision(torch.bfloat16):
+        low = loss_and_gradients()
+    assert not torch.equal(low[0], exact[0])  # the products did run in bfloat16
+    for got, expected in zip(low, exact):
+        torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-4)
+    torch.testing.assert_close(loss_and_gradients()[0], exact[0], rtol=0, atol=0)  # float32 again outside

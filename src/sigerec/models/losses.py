@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
+
+# The dtype of the similarity products in contrastive losses: None (the inputs' own) unless
+# training asks for bfloat16 (``TrainingConfig.mixed_precision``, see :func:`contrastive_precision`).
+_PRODUCT_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("product_dtype", default=None)
+
+
+@contextlib.contextmanager
+def contrastive_precision(dtype: torch.dtype | None):
+    """Run the [rows, views x rows] similarity products of InfoNCE in ``dtype`` inside the block.
+
+    bfloat16 halves the memory traffic of those products and runs on AMX / AVX512-BF16 units
+    where the CPU has them; the products accumulate in float32 and everything after them
+    (exp, sums, logs, gradients of the inputs) stays float32, so only the cosines lose digits
+    (about 3 significant ones). docs/scaling.md measures the speed and the accuracy effect.
+    """
+    token = _PRODUCT_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _PRODUCT_DTYPE.reset(token)
+
+
+def _product(left: torch.Tensor, right: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``left @ right`` computed in ``dtype`` (None: the inputs' own), returned in the working
+    dtype (the dtype of the input that is not already ``dtype``, e.g. float32)."""
+    if dtype is None:
+        return torch.mm(left, right)
+    working = right.dtype if left.dtype == dtype else left.dtype
+    return torch.mm(left.to(dtype), right.to(dtype)).to(working)
 
 
 def bpr_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> torch.Tensor:
@@ -130,7 +162,8 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, anchors, stacked, n_views: int, temperature: float):
         inverse = 1.0 / temperature
-        similarity = torch.mm(anchors * inverse, stacked.t()).exp_()  # S: [rows, M * rows]
+        ctx.product_dtype = _PRODUCT_DTYPE.get()  # the backward's products use the forward's dtype
+        similarity = _product(anchors * inverse, stacked.t(), ctx.product_dtype).exp_()  # S: [rows, M * rows]
         rows = anchors.shape[0]
         positives = similarity.view(rows, n_views, rows).diagonal(dim1=0, dim2=2)  # [M, rows]
         positive_total, total = positives.sum(0), similarity.sum(1)
@@ -142,6 +175,8 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # the saved buffers carry no graph
     def backward(ctx, grad_output):
         anchors, stacked, similarity, total, positive_share = ctx.saved_tensors  # Q: [M, rows]
+        if ctx.product_dtype is not None:  # one cast of the [rows, M * rows] buffer serves both products
+            similarity = similarity.to(ctx.product_dtype)
         rows, n_views = anchors.shape[0], ctx.n_views
         scale = grad_output * ctx.inverse / rows
         inverse_total = total.reciprocal().unsqueeze(1)  # [rows, 1]
@@ -149,7 +184,11 @@ class _MultiPositiveInfoNCE(torch.autograd.Function):
         anchor_grad = None
         if ctx.needs_input_grad[0]:  # (P - Q) @ stacked
             views = stacked.view(n_views, rows, -1)
-            anchor_grad = (torch.mm(similarity, stacked) * inverse_total - (share * views).sum(0)) * scale
+            anchor_grad = (
+                _product(similarity, stacked, ctx.product_dtype) * inverse_total - (share * views).sum(0)
+            ) * scale
         # (P - Q)^T @ anchors
-        stacked_grad = torch.mm(similarity.t(), anchors * inverse_total) - (share * anchors).reshape(n_views * rows, -1)
+        stacked_grad = _product(similarity.t(), anchors * inverse_total, ctx.product_dtype) - (share * anchors).reshape(
+            n_views * rows, -1
+        )
         return anchor_grad, stacked_grad * scale, None, None

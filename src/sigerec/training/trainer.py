@@ -15,6 +15,7 @@ from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.evaluation.evaluator import evaluate_per_user
 from sigerec.models import Recommender, get_model_class
+from sigerec.models.losses import contrastive_precision
 from sigerec.training.progress import SilentProgress
 from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT, RunDirectory
 from sigerec.training.sampler import TripletSampler
@@ -146,6 +147,15 @@ class Trainer:
         self.model.pre_epoch(epoch)
         self.progress.start_epoch(epoch, len(self.sampler))
         device = self.training.device
+        precision = torch.bfloat16 if self.training.mixed_precision == "bf16" else None
+        with contrastive_precision(precision):
+            total, batches, term_totals = self._train_batches(epoch, device)
+        self.scheduler.step()
+        means = {name: value / max(batches, 1) for name, value in term_totals.items()} if len(term_totals) > 1 else {}
+        return total / max(batches, 1), means
+
+    def _train_batches(self, epoch: int, device) -> tuple[float, int, dict[str, float]]:
+        """The epoch's steps: its summed loss, its number of batches and each term's sum."""
         total, batches = 0.0, 0
         term_totals: dict[str, float] = {}
         for users, positives, negatives in self.sampler.epoch(self.training.seed, epoch):
@@ -167,9 +177,7 @@ class Trainer:
             for name, term in terms.items():
                 term_totals[name] = term_totals.get(name, 0.0) + float(term.detach())
             self.progress.batch_done(value)
-        self.scheduler.step()
-        means = {name: value / max(batches, 1) for name, value in term_totals.items()} if len(term_totals) > 1 else {}
-        return total / max(batches, 1), means
+        return total, batches, term_totals
 
     def _loss_terms(self, users, positives, negatives) -> dict[str, torch.Tensor]:
         """The model's named loss terms, or its whole loss as the one term ``loss``."""
