@@ -172,6 +172,7 @@ def _cell(row: dict | None) -> str:
     if row["status"] != "ok":
         return row["status"]
     text = f"{row['seconds']:.3g} s, {row['peak_mb'] / 1024:.2g} GB" if "peak_mb" in row else f"{row['seconds']:.3g} s"
+    text += f" ({row['step_scope']})" if "step_scope" in row else ""
     return text + (" *" if "projected_from_steps" in row or "ranking_projected_from_users" in row else "")
 
 
