@@ -11,9 +11,9 @@ Built once per dataset (and cached, see ``graph_cache.py``), then frozen:
   (1 - alpha) * S_hat^m + alpha * C_hat.
 
 Every builder works on blocks of rows (of ``block_size`` items for the kNN graph, of at most
-``max_block_pairs`` co-occurrence entries), so no dense n_items x n_items matrix is ever formed. Ties in a top-k always go to the lower item id (the
-library's one rule, ``sigerec.ranking``), so a graph does not depend on ``block_size``, on the
-BLAS build or on the order of the work.
+``max_block_pairs`` co-occurrence entries), so no dense n_items x n_items matrix is ever formed.
+Ties in a top-k always go to the lower item id (the library's one rule, ``sigerec.ranking``), so
+a graph does not depend on ``block_size``, on the BLAS build or on the order of the work.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ COOCCURRENCE_BLOCK_PAIRS = 1_000_000
 
 
 def resolve_knn_method(method: str, n_items: int) -> str:
-    """ "exact" or "faiss": what ``method`` means for a catalogue of ``n_items`` (see ``KnnMethod``)."""
+    """What ``method`` means for a catalogue of ``n_items``: "exact" or "faiss" (see ``KnnMethod``)."""
     if method not in KNN_METHODS:
         raise SigerecError(f"knn_method must be one of {', '.join(KNN_METHODS)}, got {method!r}.")
     if method == "auto":
