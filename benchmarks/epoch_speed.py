@@ -62,6 +62,8 @@ def measure(args) -> None:
 
 
 def section_content(rows: list[dict]) -> str:
+    if not rows:
+        return "Not measured yet."
     codes = list(dict.fromkeys(row["code"] for row in rows))
     table = []
     for dataset, model, threads in dict.fromkeys((r["dataset"], r["model"], r["threads"]) for r in rows):

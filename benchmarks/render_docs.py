@@ -1,4 +1,4 @@
-"""Rewrite every measured table of docs/benchmarks.md and docs/sige.md from the results files, without measuring.
+"""Rewrite every measured table of docs/benchmarks.md, docs/sige.md and docs/scaling.md from the results files, without measuring.
 
 Example: python benchmarks/render_docs.py            (rewrite the tables)
          python benchmarks/render_docs.py --check    (exit 1 if the docs differ from the results)
@@ -21,10 +21,13 @@ from pathlib import Path
 
 import baselines
 import encoders
+import epoch_speed
 import fair
 import model_speed
 import multimodal
+import recbole_speed
 import same_numbers
+import scaling
 import serving_load
 import sige_defaults
 import sige_diagnosis
@@ -34,6 +37,7 @@ from common import REPO, RESULTS, load_results, replace_section
 
 DOC = REPO / "docs" / "benchmarks.md"
 SIGE_DOC = REPO / "docs" / "sige.md"
+SCALING_DOC = REPO / "docs" / "scaling.md"
 PLOT = DOC.parent / "img" / "multimodal.png"
 
 
@@ -64,6 +68,7 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         "baselines": lambda: baselines.section_content(load_results(results / "baselines.json")),
         "baselines-cpu": lambda: baselines.section_content(load_results(results / "baselines_cpu.json")),
         "speed": lambda: speed.section_content(read("speed.json")),
+        recbole_speed.SECTION: lambda: recbole_speed.section_content(read("recbole_speed.json")),
         "encoders": lambda: encoders.section_content(read("encoders.json")),
         multimodal.DOC_SECTION: multimodal_section,
         multimodal.ABLATION_SECTION: lambda: multimodal.ablation_content(load_results(results / "sige_ablation.json")),
@@ -72,6 +77,14 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         same_numbers.SECTION: lambda: same_numbers.section_content(read("same_numbers.json")),
         tune_reference.SECTION: lambda: tune_reference.section_content(read("tune_reference.json")),
     } | ({fair.SECTION: lambda: fair.section_content(read("fair.json"))} if (results / "fair.json").exists() else {})
+
+
+def scaling_sections(results: Path = RESULTS) -> dict[str, Callable[[], str]]:
+    """The measured sections of docs/scaling.md, each from its results file."""
+    return {
+        "scaling": lambda: scaling.section_content(load_results(results / "scaling.json")),
+        "epoch-speed": lambda: epoch_speed.section_content(load_results(results / "epoch_speed.json")),
+    }
 
 
 def render_sections(doc: Path, renderers: dict[str, Callable[[], str]]) -> str:
@@ -91,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--sige-doc", type=Path, default=SIGE_DOC, help="The page of SIGE's measured sections.")
+    parser.add_argument("--scaling-doc", type=Path, default=SCALING_DOC, help="The page of the scaling sections.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="The folder of the results files.")
     parser.add_argument("--plot", action="store_true", help="Also redraw the multimodal plot (needs matplotlib).")
     parser.add_argument("--check", action="store_true", help="Only check that the doc shows the results.")
@@ -102,6 +116,7 @@ def main() -> None:
     pages = {
         args.doc: render(args.doc, args.results, plot),
         args.sige_doc: render_sections(args.sige_doc, sige_sections(args.results)),
+        args.scaling_doc: render_sections(args.scaling_doc, scaling_sections(args.results)),
     }
     for doc, text in pages.items():
         if args.check:

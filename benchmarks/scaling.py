@@ -186,6 +186,8 @@ def _first_over(rows: list[dict]) -> str:
 
 
 def section_content(rows: list[dict]) -> str:
+    if not rows:
+        return "Not measured yet."
     parts = []
     for code in dict.fromkeys(row["code"] for row in rows):
         mine = [row for row in rows if row["code"] == code]
