@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,9 +81,11 @@ def synthetic_data(root: Path, items: int) -> Path:
 
 
 def code_view(data: Path, code: str) -> Path:
-    """A folder of symlinks to ``data``'s files for one code version (its own graph cache)."""
+    """A folder of symlinks to ``data``'s files for one code version, with its own graph cache,
+    emptied here: the kNN and co-occurrence stages build and time the graphs, later stages reuse them."""
     view = data.parent / f"{data.name}@{code}"
     view.mkdir(exist_ok=True)
+    shutil.rmtree(view / ".sigerec-cache", ignore_errors=True)  # graphs are built (and timed) afresh
     for source in data.iterdir():
         if source.is_file() and not (view / source.name).exists():
             (view / source.name).symlink_to(source.resolve())
