@@ -38,17 +38,19 @@ DOC = REPO / "docs" / "scaling.md"
 
 def measure(args) -> None:
     codes = args.codes.split(",")
+    # "current:batch" is this checkout with step_scope=batch (batch-local steps, LazyAdam).
     sources = {
-        code: None if code == "current" else extract_revision(code, REPO / ".bench_data" / "code") / "src"
+        code: None if code.startswith("current") else extract_revision(code, REPO / ".bench_data" / "code") / "src"
         for code in codes
     }
+    extras = {code: ("--step-scope", code.partition(":")[2]) if ":" in code else () for code in codes}
     for model in args.models.split(","):
         for threads in [int(t) for t in args.threads.split(",")]:
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
             times: dict[str, list[float]] = {code: [] for code in codes}
             for _ in range(args.rounds):
                 for code in codes:
-                    row = run_stage(f"epoch-{model}", args.data, sources[code], 3600, args.steps)
+                    row = run_stage(f"epoch-{model}", args.data, sources[code], 3600, args.steps, extras[code])
                     if row["status"] != "ok":
                         raise RuntimeError(f"{model} with {code}: {row['status']}")
                     times[code].append(row["seconds"])
@@ -72,7 +74,7 @@ def section_content(rows: list[dict]) -> str:
             for r in rows
             if (r["dataset"], r["model"], r["threads"]) == (dataset, model, threads)
         }
-        speedup = cells[codes[0]] / cells[codes[-1]] if codes[0] in cells and codes[-1] in cells else None
+        speedup = cells[codes[0]] / cells["current"] if codes[0] in cells and "current" in cells else None
         table.append(
             [
                 dataset,
@@ -82,7 +84,7 @@ def section_content(rows: list[dict]) -> str:
                 f"{speedup:.2f}x" if speedup else "",
             ]
         )
-    columns = ["dataset", "model", "threads", *(f"s/epoch ({c})" for c in codes), f"{codes[0]} / {codes[-1]}"]
+    columns = ["dataset", "model", "threads", *(f"s/epoch ({c})" for c in codes), f"{codes[0]} / current"]
     return markdown_table(columns, table) + "\n\n" + provenance_list(rows)
 
 

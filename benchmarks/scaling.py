@@ -99,9 +99,10 @@ def _env(src: Path | None) -> dict:
     return env
 
 
-def run_stage(stage: str, data: Path, src: Path | None, timeout: float, steps: int) -> dict:
+def run_stage(stage: str, data: Path, src: Path | None, timeout: float, steps: int, extra: tuple = ()) -> dict:
     """One stage in a fresh process: its JSON line, or a status saying why there is none."""
     command = [sys.executable, str(REPO / "benchmarks" / "scaling_stage.py"), stage, str(data), "--steps", str(steps)]
+    command += list(extra)
     started = time.perf_counter()
     try:
         result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout, env=_env(src))
