@@ -1,18 +1,18 @@
 """Recall and time of the approximate (FAISS) kNN item graph against the exact one.
 
-Example: python benchmarks/knn_recall.py                 (100k items, 384-d: ~10 minutes on 2 cores)
+Example: python benchmarks/knn_recall.py                 (100k items, 384-d: ~15 minutes on 2 cores)
          python benchmarks/knn_recall.py --items 30000   (a quicker look)
 
 Features: `sigerec data synth`'s generator (``sigerec.data.synthetic``, SYNTHETIC: clustered
 latent vectors projected to 384-d plus noise, seed 0), the item features of a synthetic catalogue
-of ``--items`` items. The exact top-10 cosine graph is built once (its time and the peak resident
-memory it added, in a fresh process). For each IVF setting (clusters per sqrt(n), probes per
-item) the graph with ``knn_method="faiss"`` is built twice: the faster time counts (other jobs may
-share the machine), the two graphs must be the same, and its recall against exact is the share
-of exact neighbours found (``approximate_knn.knn_recall``). The default setting is also built
-on one thread (BLAS and FAISS), to see whether the graph depends on the thread count; and, for
-comparison, FAISS's own ``IndexIVFFlat.search`` runs with the same clusters and probes (float32,
-no tie rule). ``--real`` adds the exact/default comparison on the real text features of prepared
+of ``--items`` items. Every build runs in a fresh process on ``--threads`` threads (one by
+default). The exact top-10 cosine graph is built once (its time and the peak resident memory it
+added). For each IVF setting (clusters per sqrt(n), probes per item) the graph with
+``knn_method="faiss"`` is built twice: the faster time counts (other jobs may share the machine),
+the two graphs must be the same, and its recall against exact is the share of exact neighbours
+found (``approximate_knn.knn_recall``). The default setting is also built on all cores, to see
+whether the graph depends on the thread count; and, for comparison, FAISS's own
+``IndexIVFFlat.search`` runs with the same clusters and probes (float32, no tie rule). ``--real`` adds the exact/default comparison on the real text features of prepared
 benchmark folders (mean-filled rows included), where they exist.
 
 The results (benchmarks/results/knn_recall.json) record the command, machine, git commit and date.
@@ -58,6 +58,7 @@ def timed_graph(features_file: Path, method: str, n_probe: int = N_PROBE, lists:
 def _build(features_file: Path, method: str, n_probe: int, lists: int, threads: int):
     """The child's side of ``timed_graph``: ``threads`` > 0 limits BLAS and FAISS to that many."""
     import faiss
+    import torch
     from threadpoolctl import threadpool_limits
 
     features = np.load(features_file)
@@ -65,6 +66,7 @@ def _build(features_file: Path, method: str, n_probe: int, lists: int, threads: 
     if threads:
         faiss.omp_set_num_threads(threads)
         threadpool_limits(threads)
+        torch.set_num_threads(threads)  # the top-k of sigerec.ranking
     # Load FAISS, torch's top-k and the BLAS threads first, so that their one-off memory is not counted.
     knn_item_graph(features[:500], k=K, method=method, n_probe=n_probe)
     Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak resident memory restarts from now
@@ -93,10 +95,13 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def faiss_index_search(features: np.ndarray, lists: int, n_probe: int, exact) -> dict:
+def faiss_index_search(features: np.ndarray, lists: int, n_probe: int, exact, threads: int) -> dict:
     """FAISS's own IVF search (IndexIVFFlat, inner product, float32) with the same clusters and probes."""
     import faiss
     import scipy.sparse as sp
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
 
     unit = features / np.linalg.norm(features, axis=1, keepdims=True)
     n_lists = n_lists_for(len(unit), lists)
@@ -143,21 +148,35 @@ def same_graph(left, right) -> bool:
     return bool((left != right).nnz == 0)
 
 
-def compare(label: str, features: np.ndarray, settings: list[tuple[int, int]], one_thread: bool, index_search: bool):
-    """Rows for the exact graph and each IVF setting (``(clusters per sqrt(n), probes)``) on ``features``."""
+def compare(
+    label: str,
+    features: np.ndarray,
+    settings: list[tuple[int, int]],
+    threads: int,
+    all_threads: bool,
+    index_search: bool,
+) -> list[dict]:
+    """Rows for the exact graph and each IVF setting (``(clusters per sqrt(n), probes)``) on
+    ``features``, built with ``threads`` threads (0: all)."""
     print(f"{label}: {features.shape[0]:,} items, {features.shape[1]}-d", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         features_file = Path(folder) / "features.npy"
         np.save(features_file, features)
-        exact, exact_time, exact_mb = timed_graph(features_file, "exact")
-        common = {"features": label, "n_items": features.shape[0], "dim": features.shape[1], "k": K}
+        exact, exact_time, exact_mb = timed_graph(features_file, "exact", threads=threads)
+        common = {
+            "features": label,
+            "n_items": features.shape[0],
+            "dim": features.shape[1],
+            "k": K,
+            "threads": threads or "all",
+        }
         described = neighbourhood(exact, features)
         rows = [{**common, "method": "exact", **exact_time, "peak_added_mb": exact_mb, **described}]
         print(f"  {rows[0]}", flush=True)
         for lists, n_probe in settings:
             # Built twice: the faster build counts (other jobs may share the machine); the graphs must agree.
-            graph, first_time, added_mb = timed_graph(features_file, "faiss", n_probe, lists)
-            again, second_time, _ = timed_graph(features_file, "faiss", n_probe, lists)
+            graph, first_time, added_mb = timed_graph(features_file, "faiss", n_probe, lists, threads)
+            again, second_time, _ = timed_graph(features_file, "faiss", n_probe, lists, threads)
             faster = min(first_time, second_time, key=lambda measured: measured["seconds"])
             row = {
                 **common,
@@ -173,14 +192,14 @@ def compare(label: str, features: np.ndarray, settings: list[tuple[int, int]], o
                 "speedup": round(exact_time["seconds"] / faster["seconds"], 1),
                 "same_graph_when_built_again": same_graph(graph, again),
             }
-            if row["default"] and one_thread:
-                single, single_time, _ = timed_graph(features_file, "faiss", n_probe, lists, threads=1)
-                row["same_graph_on_one_thread"] = same_graph(single, graph)
-                row["seconds_on_one_thread"] = single_time["seconds"]
+            if row["default"] and all_threads and threads:
+                spread, spread_time, _ = timed_graph(features_file, "faiss", n_probe, lists, threads=0)
+                row["same_graph_on_all_threads"] = same_graph(spread, graph)
+                row["seconds_on_all_threads"] = spread_time["seconds"]
             print(f"  {row}", flush=True)
             rows.append(row)
     if index_search:
-        rows.append({**common, **faiss_index_search(features, *settings[0], exact)})
+        rows.append({**common, **faiss_index_search(features, *settings[0], exact, threads)})
         print(f"  {rows[-1]}", flush=True)
     return rows
 
@@ -200,7 +219,16 @@ def main() -> None:
         help="IVF settings to measure, 'clusters per sqrt(n):probes', comma-separated; the first is compared "
         "with FAISS's own search.",
     )
-    parser.add_argument("--no-one-thread", dest="one_thread", action="store_false", help="Skip the one-thread build.")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS and FAISS threads per build (0: all cores). One by default: on a machine shared with other "
+        "jobs, several threads wait for each other and times vary by 3x between runs.",
+    )
+    parser.add_argument(
+        "--no-all-threads", dest="all_threads", action="store_false", help="Skip the default setting on all cores."
+    )
     parser.add_argument("--no-index-search", dest="index_search", action="store_false")
     parser.add_argument("--real", nargs="*", type=Path, default=[], help="Prepared dataset folders with text features.")
     parser.add_argument("--results", type=Path, default=RESULTS / "knn_recall.json")
@@ -215,14 +243,15 @@ def main() -> None:
     ]
     settings = parse_settings(args.settings)
     features = synthetic_features(args.items, args.dim, args.seed)
-    rows = compare(f"synthetic, seed {args.seed}", features, settings, args.one_thread, args.index_search)
+    rows = compare(
+        f"synthetic, seed {args.seed}", features, settings, args.threads, args.all_threads, args.index_search
+    )
     del features
     for folder in args.real:
         path = folder / "text_feat.npy"
         if path.exists():
-            rows += compare(
-                f"{folder.name} text (real)", np.load(path), settings[:1], one_thread=False, index_search=False
-            )
+            real = np.load(path)
+            rows += compare(f"{folder.name} text (real)", real, settings[:1], args.threads, False, False)
     save_results(args.results, rows, record)
     print(f"wrote {args.results.relative_to(REPO) if args.results.is_relative_to(REPO) else args.results}")
 
