@@ -158,7 +158,9 @@ def measure_code(args, code: str, src: Path | None) -> None:
             elif stage == "serve":
                 row = serve_stage(data)
             else:
-                row = run_stage(stage, data, src, args.stage_timeout, args.steps)
+                extra = ("--fanout", str(args.fanout)) if args.fanout and stage.startswith("epoch") else ()
+                row = run_stage(stage, data, src, args.stage_timeout, args.steps, extra)
+                row |= {"neighbour_fanout": args.fanout} if extra else {}
             if row["status"] != "ok" and not row["status"].startswith("not run"):
                 stopped.add(stage)
             row = {"code": code, "items": items, "stage": stage, **row, **provenance()}
@@ -176,7 +178,9 @@ def _cell(row: dict | None) -> str:
     if row["status"] != "ok":
         return row["status"]
     text = f"{row['seconds']:.3g} s, {row['peak_mb'] / 1024:.2g} GB" if "peak_mb" in row else f"{row['seconds']:.3g} s"
-    text += f" ({row['step_scope']})" if "step_scope" in row else ""
+    if "step_scope" in row:
+        fanout = f", fanout {row['neighbour_fanout']}" if row.get("neighbour_fanout") else ""
+        text += f" ({row['step_scope']}{fanout})"
     return text + (" *" if "projected_from_steps" in row or "ranking_projected_from_users" in row else "")
 
 
@@ -249,6 +253,7 @@ def main() -> None:
     parser.add_argument("--code", default="current", help="'current' (this checkout) or a git revision.")
     parser.add_argument("--data-root", type=Path, default=REPO / ".bench_data" / "scaling")
     parser.add_argument("--stage-timeout", type=float, default=1800.0)
+    parser.add_argument("--fanout", type=int, default=0, help="neighbour_fanout of the epoch stages (0: exact).")
     parser.add_argument("--steps", type=int, default=10, help="Training steps timed per epoch stage.")
     parser.add_argument("--plot", type=Path, default=PLOT)
     add_output_options(parser, RESULTS_FILE, doc=DOC)

@@ -82,7 +82,9 @@ def stage_epoch(data: Path, model_name: str, args) -> dict:
     from sigerec.training.sampler import TripletSampler
 
     dataset = load(data)
-    training = TrainingConfig(step_scope=args.step_scope) if args.step_scope else TrainingConfig()
+    settings = {"step_scope": args.step_scope} if args.step_scope else {}
+    settings |= {"neighbour_fanout": args.fanout} if args.fanout else {}
+    training = TrainingConfig(**settings)
     started = time.perf_counter()
     torch.manual_seed(0)
     model_class = get_model_class(model_name)
@@ -170,6 +172,7 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--steps", type=int, default=10, help="Training steps timed per epoch stage.")
     parser.add_argument("--step-scope", help="auto, full or batch (default: the setting's default).")
+    parser.add_argument("--fanout", type=int, default=0, help="neighbour_fanout (batch-local steps).")
     parser.add_argument("--eval-users", type=int, default=20000, help="Users ranked by the evaluate stage.")
     args = parser.parse_args()
     kind, _, detail = args.stage.partition("-")

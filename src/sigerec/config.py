@@ -153,10 +153,12 @@ class TrainingConfig(CheckedSettings):
     # <modality>_feat.npy in the dataset folder. Unknown names are errors.
     modalities: tuple[str, ...] = ()
     # How a training step computes its batch (sigerec/training/step_scope.py): "full" propagates
-    # over the whole graph, as MMRec (exact Adam); "batch" over the batch's neighbourhood only,
-    # with sparse gradients and lazy Adam (CPU; a step's cost no longer grows with the catalogue);
-    # "auto" = "batch" from a catalogue size on (docs/scaling.md), "full" below it.
+    # over the whole graph, as MMRec (exact, Adam); "batch" over the batch's neighbourhood only,
+    # with sparse gradients and lazy Adam (CPU); "auto" = "batch" when neighbour_fanout > 0.
     step_scope: Literal["auto", "full", "batch"] = "auto"
+    # Batch-local steps only: each node keeps at most this many sampled neighbours per
+    # user-item layer (an unbiased estimate, docs/scaling.md); 0 = every neighbour (exact).
+    neighbour_fanout: NonNegativeInt = 0
     # "bf16": the similarity products of contrastive losses (InfoNCE, SIGE's and MGCN's
     # heaviest step) in bfloat16, accumulated in float32; everything else stays float32.
     # Off by default: docs/scaling.md measures its speed and accuracy effect.

@@ -27,9 +27,9 @@ class TestBatchLocalStepsKeepTheContract(ModelContract):
     def model_name(self, request) -> str:
         return request.param
 
-    @pytest.fixture
-    def settings(self) -> dict:
-        return {"step_scope": "batch"}
+    @pytest.fixture(params=[0, 2], ids=["exact", "fanout2"])
+    def settings(self, request) -> dict:
+        return {"step_scope": "batch", "neighbour_fanout": request.param}
 
 
 def _small_dataset(n_users: int, n_items: int) -> Dataset:
@@ -37,14 +37,13 @@ def _small_dataset(n_users: int, n_items: int) -> Dataset:
     return Dataset("small", n_users, n_items, matrix, matrix, matrix)
 
 
-def test_auto_switches_to_batch_steps_from_the_documented_size(monkeypatch):
+def test_auto_uses_batch_steps_when_neighbour_sampling_is_asked_for():
     lightgcn, bpr = get_model_class("lightgcn"), get_model_class("bpr")
     small = _small_dataset(6, 4)
-    auto = TrainingConfig()
-    assert step_scope.resolve_step_scope(auto, lightgcn, small) == "full"
-    monkeypatch.setattr(step_scope, "BATCH_STEPS_FROM_NODES", 10)
-    assert step_scope.resolve_step_scope(auto, lightgcn, small) == "batch"
-    assert step_scope.resolve_step_scope(auto, bpr, small) == "full"  # no batch steps: stays full
+    assert step_scope.resolve_step_scope(TrainingConfig(), lightgcn, small) == "full"
+    sampling = TrainingConfig(neighbour_fanout=10)
+    assert step_scope.resolve_step_scope(sampling, lightgcn, small) == "batch"
+    assert step_scope.resolve_step_scope(sampling, bpr, small) == "full"  # no batch steps: stays full
     assert step_scope.resolve_step_scope(TrainingConfig(step_scope="full"), lightgcn, small) == "full"
 
 

@@ -42,6 +42,7 @@ class InteractionGraph:
         # True: training steps propagate over the batch's neighbourhood only (``subgraph.py``),
         # with sparse gradients; set by ``Recommender.use_step_scope("batch")``.
         self.batch_local = False
+        self.fanout = 0  # with batch_local: sampled neighbours per node and layer, 0 = all
 
     def propagate(self, embeddings: torch.Tensor, n_layers: int) -> torch.Tensor:
         """LightGCN's mean of layers 0..L over all nodes: [n_users + n_items, d]."""
@@ -53,7 +54,7 @@ class InteractionGraph:
         """``(propagate(...)[rows], embeddings[rows])``, cheaper on CPU (see ``lightgcn_propagate_rows``),
         and from the rows' neighbourhood alone when ``batch_local`` (see ``subgraph.py``)."""
         if self.batch_local and embeddings.device.type == "cpu":
-            return local_lightgcn_rows(self.normalized, embeddings, n_layers, rows)
+            return local_lightgcn_rows(self.normalized, embeddings, n_layers, rows, self.fanout)
         return lightgcn_propagate_rows(self.adjacency, self.normalized, embeddings, n_layers, rows)
 
     def layer(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -25,15 +25,55 @@ import torch
 from sigerec.graphs.propagation import _RowSparseProduct
 
 
-def layer_node_sets(matrix: sp.csr_matrix, targets: np.ndarray, n_layers: int) -> list[np.ndarray]:
-    """Sorted node ids needed at each layer: ``sets[n_layers]`` = the distinct targets, and
-    ``sets[l - 1]`` = ``sets[l]`` with every column of ``matrix[sets[l]]`` added."""
+def sampled_rows(matrix: sp.csr_matrix, rows: np.ndarray, fanout: int = 0, rng=None) -> sp.csr_matrix:
+    """``matrix[rows]`` (columns keep their global ids), with neighbour sampling when ``fanout``.
+
+    ``fanout`` > 0: a row with more than ``fanout`` entries keeps ``fanout`` of them, drawn
+    uniformly with replacement, each scaled by degree / fanout, so the row's product with any
+    vector is an unbiased estimate of the exact one (GraphSAGE-style sampling; repeated draws
+    are summed by the product). Shorter rows stay exact. This bounds a layer's work by
+    rows x fanout, which hubs (an item with most users as neighbours) otherwise break.
+    """
+    if fanout <= 0:
+        return matrix[rows]
+    starts = matrix.indptr[rows]
+    degrees = matrix.indptr[rows + 1] - starts
+    long = degrees > fanout
+    if not long.any():
+        return matrix[rows]
+    counts = np.where(long, fanout, degrees)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    owner = np.repeat(np.arange(len(rows)), counts)  # the row of each kept entry
+    offset = np.arange(indptr[-1]) - indptr[owner]
+    drawn = (rng.random(indptr[-1]) * degrees[owner]).astype(np.int64)
+    position = starts[owner] + np.where(long[owner], drawn, offset)
+    scale = np.where(long[owner], degrees[owner] / fanout, 1.0)
+    data = (matrix.data[position] * scale).astype(np.float32)
+    return sp.csr_matrix((data, matrix.indices[position], indptr), shape=(len(rows), matrix.shape[1]))
+
+
+def neighbourhood(
+    matrix: sp.csr_matrix, targets: np.ndarray, n_layers: int, fanout: int = 0, rng=None
+) -> tuple[list[np.ndarray], list[sp.csr_matrix]]:
+    """The node sets and layer steps L hops around ``targets``.
+
+    ``sets[n_layers]`` = the distinct targets (sorted); ``sets[l - 1]`` = ``sets[l]`` and every
+    neighbour its rows keep (all, or a sample with ``fanout``). ``steps[l - 1]`` holds those rows
+    with columns renumbered into ``sets[l - 1]``, so layer l = ``steps[l - 1] @ layer l - 1``.
+    """
     sets = [np.unique(np.asarray(targets, dtype=np.int64))]
+    row_blocks = []
     for _ in range(n_layers):
-        current = sets[0]
-        neighbours = matrix[current].indices
-        sets.insert(0, np.union1d(current, neighbours).astype(np.int64))
-    return sets
+        block = sampled_rows(matrix, sets[0], fanout, rng)
+        sets.insert(0, np.union1d(sets[0], block.indices).astype(np.int64))
+        row_blocks.insert(0, block)
+    steps = [
+        sp.csr_matrix(
+            (block.data, np.searchsorted(columns, block.indices), block.indptr), shape=(block.shape[0], len(columns))
+        )
+        for block, columns in zip(row_blocks, sets[:-1])
+    ]
+    return sets, steps
 
 
 def restricted_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
@@ -65,27 +105,28 @@ def sparse_product(matrix: sp.csr_matrix, dense: torch.Tensor) -> torch.Tensor:
     return _RowSparseProduct.apply(matrix, dense)
 
 
-def propagate_over(matrix: sp.csr_matrix, sets: list[np.ndarray], first_layer: torch.Tensor) -> list[torch.Tensor]:
-    """Layers 0..L on their node sets: layer 0 is ``first_layer`` (rows = ``sets[0]``), layer l
-    = ``matrix[sets[l], sets[l - 1]] @ layer l - 1`` (rows = ``sets[l]``)."""
+def propagate_over(steps: list[sp.csr_matrix], first_layer: torch.Tensor) -> list[torch.Tensor]:
+    """Layers 0..L of a :func:`neighbourhood`: layer 0 is ``first_layer`` (rows = ``sets[0]``),
+    layer l = ``steps[l - 1] @ layer l - 1`` (rows = ``sets[l]``)."""
     layers = [first_layer]
-    for level in range(1, len(sets)):
-        step = restricted_rows(matrix, sets[level], sets[level - 1])
+    for step in steps:
         layers.append(sparse_product(step, layers[-1]))
     return layers
 
 
 def local_lightgcn_rows(
-    normalized: sp.csr_matrix, embeddings: torch.Tensor, n_layers: int, rows: torch.Tensor
+    normalized: sp.csr_matrix, embeddings: torch.Tensor, n_layers: int, rows: torch.Tensor, fanout: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean of layers 0..L at rows, layer 0 at rows)`` from the rows' L-hop neighbourhood only.
 
     The same values as ``lightgcn_propagate_rows`` (float rounding aside), at a cost set by the
-    neighbourhood's edges instead of the whole graph's.
+    neighbourhood's edges instead of the whole graph's; with ``fanout``, an unbiased estimate
+    from sampled neighbours (:func:`sampled_rows`), drawn from torch's seeded generator.
     """
     targets = rows.numpy()
-    sets = layer_node_sets(normalized, targets, n_layers)
-    layers = propagate_over(normalized, sets, gather_rows(embeddings, sets[0]))
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if fanout > 0 else None
+    sets, steps = neighbourhood(normalized, targets, n_layers, fanout, rng)
+    layers = propagate_over(steps, gather_rows(embeddings, sets[0]))
     total = sum(layer[positions(node_set, targets)] for layer, node_set in zip(layers, sets))
     ego = layers[0][positions(sets[0], targets)]
     return total * (1.0 / (n_layers + 1)), ego

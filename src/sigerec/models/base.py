@@ -99,8 +99,9 @@ class Recommender(nn.Module):
         """The raw features of ``modality``: [n_items, F_m] (see :meth:`register_features`)."""
         return getattr(self, f"{modality}_features")
 
-    def use_batch_steps(self) -> None:
-        """Compute training steps from the batch's neighbourhood only (``graphs/subgraph.py``).
+    def use_batch_steps(self, fanout: int = 0) -> None:
+        """Compute training steps from the batch's neighbourhood only (``graphs/subgraph.py``),
+        sampling at most ``fanout`` user-item neighbours per node and layer (0 = all).
 
         Models that support it propagate through ``self.graph`` (an ``InteractionGraph``) and
         gather their trained tables with sparse gradients there; others are refused.
@@ -110,6 +111,7 @@ class Recommender(nn.Module):
                 f"{type(self).__name__} cannot train with step_scope='batch'; use step_scope=full (or auto)."
             )
         self.graph.batch_local = True
+        self.graph.fanout = fanout
 
     def pre_epoch(self, epoch: int) -> None:
         """Hook before each training epoch; default: nothing."""

@@ -33,7 +33,7 @@ from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.graphs.propagation import SparseOperator
 from sigerec.graphs.subgraph import (
     gather_rows,
-    layer_node_sets,
+    neighbourhood,
     positions,
     propagate_over,
     restricted_rows,
@@ -163,9 +163,8 @@ class BehaviourSemanticRecommender(Recommender):
         item_rows = positions(targets, items)
         semantics = {}
         for modality in self.modalities:
-            graph = self.item_graphs[modality].scipy
-            sets = layer_node_sets(graph, targets, self.n_ii_layers)
-            z_targets = propagate_over(graph, sets, self._item_inputs(modality, sets[0]))[-1]
+            sets, steps = neighbourhood(self.item_graphs[modality].scipy, targets, self.n_ii_layers)
+            z_targets = propagate_over(steps, self._item_inputs(modality, sets[0]))[-1]
             semantics[modality] = torch.cat([sparse_product(users_to_targets, z_targets), z_targets[item_rows]])
         return semantics
 
