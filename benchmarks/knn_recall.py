@@ -12,8 +12,9 @@ added). For each IVF setting (clusters per sqrt(n), probes per item) the graph w
 the two graphs must be the same, and its recall against exact is the share of exact neighbours
 found (``approximate_knn.knn_recall``). The default setting is also built on all cores, to see
 whether the graph depends on the thread count; and, for comparison, FAISS's own
-``IndexIVFFlat.search`` runs with the same clusters and probes (float32, no tie rule). ``--real`` adds the exact/default comparison on the real text features of prepared
-benchmark folders (mean-filled rows included), where they exist.
+``IndexIVFFlat.search`` runs with the same clusters and probes (float32, no tie rule). ``--real``
+adds the exact/default comparison on the real text features of prepared benchmark folders
+(mean-filled rows included), where they exist.
 
 The results (benchmarks/results/knn_recall.json) record the command, machine, git commit and date.
 """

@@ -12,13 +12,12 @@ an edge that is found has the exact graph's weight; what is approximate is which
 found, measured by :func:`knn_recall`. With ``n_probe >= n_lists`` every item is a candidate
 and the graph is the exact one.
 
-Why not ``IndexIVFFlat.search`` itself: it scores one item against one stored vector at a time
-(2.9 GMAC/s on one core of this project's test machine, against 25 for float64 matrix products
-of the shape used here), and it ranks in float32, so ties would depend on the order of the work.
-Here the work goes list by list: all the items (of a chunk) that probe a cluster are compared
-with its members in one matrix product, and each item keeps the best of every list it probes.
-At 100k items, with the same clusters and probes, both find 98.1% of the exact neighbours; the
-search took 27 s, this 18 s (k-means and ranking included).
+Why not ``IndexIVFFlat.search`` itself: it scores one item against one stored vector at a time,
+and it ranks in float32, so ties would depend on the order of the work. Here the work goes list
+by list: all the items (of a chunk) that probe a cluster are compared with its members in one
+matrix product, and each item keeps the best of every list it probes. At 100k items on one core,
+with the same clusters and probes, both find 98.1% of the exact neighbours; the search took
+57 s, this 21 s (k-means included).
 
 Identical vectors (mean-filled features: 52% of Baby's text rows, 86% of Sports') are handled
 once: k-means trains on distinct vectors (thousands of copies would pull several centroids onto
@@ -46,16 +45,16 @@ import scipy.sparse as sp
 from sigerec.errors import SigerecError
 
 # Clusters per sqrt(n_items). FAISS advises 4 to 16 sqrt(n) for its per-item search; here larger
-# clusters make larger matrix products: at 100k items 2 sqrt(n) clusters with 32 probes found
-# 98.1% of the exact neighbours in 18 s, 4 sqrt(n) with 32 probes 96.7% in the same time.
+# clusters make larger matrix products: at 100k items on one core, 2 sqrt(n) clusters with 32
+# probes found 98.1% of the exact neighbours in 21 s, 4 sqrt(n) with 32 probes 96.7% in 22 s.
 LISTS_PER_SQRT_ITEM = 2
 # FAISS's k-means wants at least 39 training points per cluster: no more clusters than that allows.
 MIN_POINTS_PER_LIST = 39
 # The k-means sample: 64 points per cluster, so training costs O(n_lists^2 dim), not O(n n_lists dim).
 TRAINING_POINTS_PER_LIST = 64
 KMEANS_ITERATIONS = 10
-# Clusters probed by each item. Recall against exact at 100k items (benchmarks/knn_recall.py):
-# 0.959 with 16 (9 s), 0.981 with 32 (18 s), 0.994 with 64 (33 s); exact took 92 s.
+# Clusters probed by each item. Recall against exact at 100k items, one core (benchmarks/knn_recall.py):
+# 0.959 with 16 (12 s), 0.981 with 32 (21 s), 0.994 with 64 (39 s); exact took 118 s.
 N_PROBE = 32
 # Rows hashed or assigned to clusters per call, to bound the temporary copies.
 _ROW_BLOCK = 16_384

@@ -39,9 +39,9 @@ NORMALIZATIONS = typing.get_args(GraphNormalization)
 COOCCURRENCE_WEIGHTINGS = typing.get_args(CooccurrenceWeighting)
 KNN_METHODS = typing.get_args(KnnMethod)
 
-# "auto" stays exact up to here. Exact costs O(n^2 dim): 92 s for 100k 384-d items on 2 cores
-# (benchmarks/knn_recall.py), so about 6 minutes at 200k and 2.5 hours at 1M, and 11 times that
-# with 4096-d image features (16 minutes at 100k); FAISS took 18 s at 100k with recall 0.98.
+# "auto" stays exact up to here. Exact costs O(n^2 dim): 118 s for 100k 384-d items on one core
+# (benchmarks/knn_recall.py), so about 8 minutes at 200k and 3.3 hours at 1M, and 11 times that
+# with 4096-d image features (22 minutes at 100k); FAISS took 21 s at 100k with recall 0.98.
 # Every benchmark dataset (at most 23,033 items) stays exact.
 AUTO_EXACT_MAX_ITEMS = 100_000
 # Users with more items count with a sample of this many in the co-occurrence graph (above
@@ -92,7 +92,7 @@ def knn_item_graph(
     each item only with its candidates in an inverted file (``approximate_knn``: FAISS
     k-means clusters, ``n_probe`` clusters per cluster, training sample drawn with ``seed``)
     and ranks them the same way, so a found edge has the exact weight and some neighbours are
-    missed (recall 0.97 at 100k items, ``benchmarks/knn_recall.py``); "auto": exact up to
+    missed (recall 0.98 at 100k items, ``benchmarks/knn_recall.py``); "auto": exact up to
     ``AUTO_EXACT_MAX_ITEMS`` items, faiss above.
 
     Where this differs from MMRec, on purpose:
