@@ -177,6 +177,11 @@ def test_faiss_graph_keeps_the_exact_graphs_contract():
     assert np.array_equal(binary.indices, graph.indices) and np.all(binary.data == 1)
 
 
+def test_faiss_graph_of_all_zero_features_is_empty():
+    graph = knn_item_graph(np.zeros((5, 3)), k=2, method="faiss")
+    assert graph.shape == (5, 5) and graph.nnz == 0
+
+
 def test_faiss_graph_without_self_has_k_other_neighbours():
     features = clustered_features(2000)
     graph = knn_item_graph(features, k=5, weighted=True, include_self=False, method="faiss", n_probe=2)

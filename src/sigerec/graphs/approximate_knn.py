@@ -96,6 +96,8 @@ def approximate_top_k(
     faiss = _import_faiss()
     copies = _identical_rows(unit)
     vectors = copies.representatives  # [n_vectors] the lowest id of each distinct vector
+    if len(vectors) == 0:  # every row is zero: no neighbours at all
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     width = k if include_self else k + 1  # without self: the vector's top k + 1 less the item
     # Of each vector's copies only the ``width`` lowest ids can be neighbours: the others lose the tie.
     kept = np.minimum(copies.counts, width)
