@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The pinned torch is a local CPU build here; an unpinned one pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test,text,image,serve,tune,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[test,text,image,serve,tune,ray,ann]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, RESULTS, provenance, save_results
+from common import REPO, RESULTS, markdown_table, provenance, provenance_sentence, save_results
 
 from sigerec.data.synthetic import SynthConfig, feature_chunks, item_model
 from sigerec.graphs import approximate_knn
@@ -203,6 +203,32 @@ def compare(
         rows.append({**common, **faiss_index_search(features, *settings[0], exact, threads)})
         print(f"  {rows[-1]}", flush=True)
     return rows
+
+
+SECTION = "knn-recall"
+
+
+def section_content(results: dict) -> str:
+    """The table of docs/scaling.md: each build's time, recall against exact and added memory."""
+    rows = []
+    for row in results["rows"]:
+        probes = f"{row['n_lists']} / {row['n_probe']}" if "n_lists" in row else "-"
+        method = row["method"] + (" (default)" if row.get("default") else "")
+        recall = f"{row['recall']:.3f}" if "recall" in row else "1 (reference)"
+        memory = f"{row['peak_added_mb']:.0f}" if "peak_added_mb" in row else "-"
+        rows.append(
+            [
+                row["features"],
+                f"{row['n_items']:,} x {row['dim']}",
+                method,
+                probes,
+                f"{row['seconds']:.1f}",
+                recall,
+                memory,
+            ]
+        )
+    columns = ["features", "items x dim", "method", "clusters / probes", "seconds", "recall vs exact", "MB added"]
+    return provenance_sentence(results) + "\n\n" + markdown_table(columns, rows)
 
 
 def parse_settings(text: str) -> list[tuple[int, int]]:

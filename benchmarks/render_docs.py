@@ -23,6 +23,7 @@ import baselines
 import encoders
 import epoch_speed
 import fair
+import knn_recall
 import model_speed
 import multimodal
 import recbole_speed
@@ -68,7 +69,6 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         "baselines": lambda: baselines.section_content(load_results(results / "baselines.json")),
         "baselines-cpu": lambda: baselines.section_content(load_results(results / "baselines_cpu.json")),
         "speed": lambda: speed.section_content(read("speed.json")),
-        recbole_speed.SECTION: lambda: recbole_speed.section_content(read("recbole_speed.json")),
         "encoders": lambda: encoders.section_content(read("encoders.json")),
         multimodal.DOC_SECTION: multimodal_section,
         multimodal.ABLATION_SECTION: lambda: multimodal.ablation_content(load_results(results / "sige_ablation.json")),
@@ -76,7 +76,18 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
         "serving": lambda: serving_load.section_content(read("serving.json")),
         same_numbers.SECTION: lambda: same_numbers.section_content(read("same_numbers.json")),
         tune_reference.SECTION: lambda: tune_reference.section_content(read("tune_reference.json")),
-    } | ({fair.SECTION: lambda: fair.section_content(read("fair.json"))} if (results / "fair.json").exists() else {})
+    } | {
+        name: render
+        for name, file, render in (
+            (fair.SECTION, "fair.json", lambda: fair.section_content(read("fair.json"))),
+            (
+                recbole_speed.SECTION,
+                "recbole_speed.json",
+                lambda: recbole_speed.section_content(read("recbole_speed.json")),
+            ),
+        )
+        if (results / file).exists()
+    }
 
 
 def scaling_sections(results: Path = RESULTS) -> dict[str, Callable[[], str]]:
@@ -84,6 +95,7 @@ def scaling_sections(results: Path = RESULTS) -> dict[str, Callable[[], str]]:
     return {
         "scaling": lambda: scaling.section_content(load_results(results / "scaling.json")),
         "epoch-speed": lambda: epoch_speed.section_content(load_results(results / "epoch_speed.json")),
+        knn_recall.SECTION: lambda: knn_recall.section_content(json.loads((results / "knn_recall.json").read_text())),
     }
 
 

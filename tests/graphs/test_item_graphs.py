@@ -243,7 +243,7 @@ def test_unknown_knn_method_names_the_choices():
 
 def test_faiss_graph_without_faiss_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
-    with pytest.raises(SigerecError, match=r"needs faiss-cpu: pip install faiss-cpu.*knn_method=exact"):
+    with pytest.raises(SigerecError, match=r"needs faiss-cpu: pip install 'sigerec\[ann\]'.*knn_method=exact"):
         knn_item_graph(CHAIN, k=2, method="faiss")
 
 

@@ -295,6 +295,6 @@ def _import_faiss():
     except ImportError:
         raise SigerecError(
             "knn_method 'faiss' (and 'auto' above item_graphs.AUTO_EXACT_MAX_ITEMS items) needs faiss-cpu: "
-            "pip install faiss-cpu (also in 'sigerec[serve]'), or set knn_method=exact."
+            "pip install 'sigerec[ann]', or set knn_method=exact."
         ) from None
     return faiss
