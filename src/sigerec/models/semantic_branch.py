@@ -36,7 +36,7 @@ from sigerec.graphs.subgraph import (
     neighbourhood,
     positions,
     propagate_over,
-    restricted_rows,
+    sampled_rows,
     sparse_product,
 )
 from sigerec.models.base import Recommender, joint_id_embedding
@@ -154,12 +154,19 @@ class BehaviourSemanticRecommender(Recommender):
     def _batch_local_semantics(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """The batch rows of z^m (users, then ``items``) from the items they depend on only.
 
-        Users need z^m of their training items (rows of R_hat), items their own; each of those
-        needs e^m over its n_ii_layers-hop item-graph neighbourhood (``subgraph.py``).
+        Users need z^m of their training items (rows of R_hat; with ``graph.fanout``, a sample of
+        them, as the behaviour branch samples), items their own; each of those needs e^m over its
+        n_ii_layers-hop item-graph neighbourhood (``subgraph.py``; item graphs are never sampled:
+        their rows hold at most knn_k + cooccurrence_k entries).
         """
-        user_item = self.graph.user_item.scipy
-        targets = np.union1d(user_item[users.numpy()].indices, items.numpy()).astype(np.int64)
-        users_to_targets = restricted_rows(user_item, users.numpy(), targets)
+        fanout = self.graph.fanout
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if fanout > 0 else None
+        user_rows = sampled_rows(self.graph.user_item.scipy, users.numpy(), fanout, rng)  # all, or sampled
+        targets = np.union1d(user_rows.indices, items.numpy()).astype(np.int64)
+        users_to_targets = sp.csr_matrix(
+            (user_rows.data, np.searchsorted(targets, user_rows.indices), user_rows.indptr),
+            shape=(user_rows.shape[0], len(targets)),
+        )
         item_rows = positions(targets, items)
         semantics = {}
         for modality in self.modalities:

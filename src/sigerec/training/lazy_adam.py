@@ -66,10 +66,11 @@ def _sparse_update(parameter, state, group, step_size: float) -> None:
     grad = parameter.grad.coalesce()  # repeated rows summed, as a dense gradient would hold them
     rows, values = grad.indices()[0], grad.values()
     if group["weight_decay"]:
-        values = values + group["weight_decay"] * parameter[rows]
-    exp_avg = state["exp_avg"][rows].mul_(beta1).add_(values, alpha=1 - beta1)
-    exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)
-    state["exp_avg"][rows] = exp_avg
-    state["exp_avg_sq"][rows] = exp_avg_sq
+        values = values + group["weight_decay"] * parameter.index_select(0, rows)
+    # index_select / index_copy_: several times faster than advanced indexing for many rows.
+    exp_avg = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
+    state["exp_avg"].index_copy_(0, rows, exp_avg)
+    state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
     denominator = exp_avg_sq.sqrt().add_(group["eps"] * (1 - beta2 ** float(state["step"])) ** 0.5)
     parameter.index_add_(0, rows, exp_avg / denominator, alpha=-step_size)
