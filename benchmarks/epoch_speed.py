@@ -18,29 +18,21 @@ import os
 import statistics
 from pathlib import Path
 
-from common import (
-    REPO,
-    RESULTS,
-    add_output_options,
-    load_results,
-    markdown_table,
-    provenance,
-    provenance_list,
-    update_results,
-    write_section,
-)
+import common
 from same_numbers import extract_revision
 from scaling import run_stage
 
-RESULTS_FILE = RESULTS / "epoch_speed.json"
-DOC = REPO / "docs" / "scaling.md"
+RESULTS_FILE = common.RESULTS / "epoch_speed.json"
+DOC = common.REPO / "docs" / "scaling.md"
 
 
 def measure(args) -> None:
     codes = args.codes.split(",")
     # "current:batch" is this checkout with step_scope=batch (batch-local steps, LazyAdam).
     sources = {
-        code: None if code.startswith("current") else extract_revision(code, REPO / ".bench_data" / "code") / "src"
+        code: None
+        if code.startswith("current")
+        else extract_revision(code, common.REPO / ".bench_data" / "code") / "src"
         for code in codes
     }
     extras = {code: ("--step-scope", code.partition(":")[2]) if ":" in code else () for code in codes}
@@ -58,9 +50,9 @@ def measure(args) -> None:
                 seconds = statistics.median(times[code])
                 print(f"{model} threads={threads} {code}: {seconds:.2f} s/epoch ({times[code]})", flush=True)
                 row = {"dataset": args.data.name, "model": model, "threads": threads, "code": code}
-                row |= {"seconds_per_epoch": seconds, "rounds": times[code], **provenance()}
+                row |= {"seconds_per_epoch": seconds, "rounds": times[code], **common.provenance()}
                 key = ("dataset", "model", "threads", "code")
-                update_results(args.results, [row], key=lambda r: tuple(r[k] for k in key))
+                common.update_results(args.results, [row], key=lambda r: tuple(r[k] for k in key))
 
 
 def section_content(rows: list[dict]) -> str:
@@ -85,22 +77,22 @@ def section_content(rows: list[dict]) -> str:
             ]
         )
     columns = ["dataset", "model", "threads", *(f"s/epoch ({c})" for c in codes), f"{codes[0]} / current"]
-    return markdown_table(columns, table) + "\n\n" + provenance_list(rows)
+    return common.markdown_table(columns, table) + "\n\n" + common.provenance_list(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO / ".bench_data" / "baby-official")
+    parser.add_argument("--data", type=Path, default=common.REPO / ".bench_data" / "baby-official")
     parser.add_argument("--models", default="sige,mgcn")
     parser.add_argument("--codes", default="f855f38,current")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=1000, help="Steps timed (an epoch of Baby has 58).")
-    add_output_options(parser, RESULTS_FILE, doc=DOC)
+    common.add_output_options(parser, RESULTS_FILE, doc=DOC)
     args = parser.parse_args()
     if not args.from_results:
         measure(args)
-    write_section(args.doc, "epoch-speed", section_content(load_results(args.results)))
+    common.write_section(args.doc, "epoch-speed", section_content(common.load_results(args.results)))
 
 
 if __name__ == "__main__":
