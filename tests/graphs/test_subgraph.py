@@ -7,7 +7,7 @@ import torch
 
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.interaction_graph import InteractionGraph
-from sigerec.graphs.subgraph import local_lightgcn_rows, neighbourhood, restricted_rows, sampled_rows
+from sigerec.graphs.subgraph import local_lightgcn_rows, neighbourhood, renumber_columns, sampled_rows
 
 
 def sparse_graph(n_users=300, n_items=200, per_user=3, seed=0):
@@ -25,13 +25,13 @@ def test_layer_sets_grow_by_neighbours_and_stay_sorted():
     np.testing.assert_array_equal(steps[1].toarray(), [[0, 1]])  # row 0 over columns {0, 1}
 
 
-def test_restricted_rows_renumber_columns():
+def test_renumbered_columns_keep_each_rows_values():
     matrix = sp.csr_matrix(np.arange(16, dtype=np.float32).reshape(4, 4) * (np.eye(4)[[1, 0, 3, 2]] + np.eye(4)))
     columns = np.array([0, 1, 2, 3])
-    part = restricted_rows(matrix, np.array([2, 0]), columns)
+    part = renumber_columns(matrix[np.array([2, 0])], columns)
     np.testing.assert_array_equal(part.toarray(), matrix.toarray()[[2, 0]])
     sub_columns = np.array([2, 3])
-    np.testing.assert_array_equal(restricted_rows(matrix, np.array([2]), sub_columns).toarray(), [[10, 11]])
+    np.testing.assert_array_equal(renumber_columns(matrix[np.array([2])], sub_columns).toarray(), [[10, 11]])
 
 
 @pytest.mark.parametrize("n_layers", [0, 1, 2, 3])

@@ -67,24 +67,23 @@ def neighbourhood(
         block = sampled_rows(matrix, sets[0], fanout, rng)
         sets.insert(0, np.union1d(sets[0], block.indices).astype(np.int64))
         row_blocks.insert(0, block)
-    steps = [
-        sp.csr_matrix(
-            (block.data, np.searchsorted(columns, block.indices), block.indptr), shape=(block.shape[0], len(columns))
-        )
-        for block, columns in zip(row_blocks, sets[:-1])
-    ]
+    steps = [renumber_columns(block, columns) for block, columns in zip(row_blocks, sets[:-1])]
     return sets, steps
 
 
-def restricted_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> sp.csr_matrix:
-    """``matrix[rows][:, columns]`` for sorted ``columns`` that hold every column of those rows.
+def renumber_columns(block: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """``block`` with its global column ids renumbered into sorted ``columns`` (which hold them all).
 
-    Renumbering the column indices by binary search avoids scipy's general column indexing,
-    which scans all n columns.
+    A binary search per entry, instead of scipy's column indexing, which scans all n columns.
     """
-    sliced = matrix[rows]
-    local_columns = np.searchsorted(columns, sliced.indices)
-    return sp.csr_matrix((sliced.data, local_columns, sliced.indptr), shape=(len(rows), len(columns)))
+    local_columns = np.searchsorted(columns, block.indices)
+    return sp.csr_matrix((block.data, local_columns, block.indptr), shape=(block.shape[0], len(columns)))
+
+
+def sampling_generator(fanout: int) -> np.random.Generator | None:
+    """A NumPy generator for neighbour sampling, drawn from torch's (seeded per epoch) generator,
+    so sampled runs repeat and resume exactly; None when nothing is sampled."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if fanout > 0 else None
 
 
 def positions(sorted_ids: np.ndarray, ids: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -124,8 +123,7 @@ def local_lightgcn_rows(
     from sampled neighbours (:func:`sampled_rows`), drawn from torch's seeded generator.
     """
     targets = rows.numpy()
-    rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if fanout > 0 else None
-    sets, steps = neighbourhood(normalized, targets, n_layers, fanout, rng)
+    sets, steps = neighbourhood(normalized, targets, n_layers, fanout, sampling_generator(fanout))
     layers = propagate_over(steps, gather_rows(embeddings, sets[0]))
     total = sum(layer[positions(node_set, targets)] for layer, node_set in zip(layers, sets))
     ego = layers[0][positions(sets[0], targets)]

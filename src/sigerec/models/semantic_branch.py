@@ -36,7 +36,9 @@ from sigerec.graphs.subgraph import (
     neighbourhood,
     positions,
     propagate_over,
+    renumber_columns,
     sampled_rows,
+    sampling_generator,
     sparse_product,
 )
 from sigerec.models.base import Recommender, joint_id_embedding
@@ -160,13 +162,9 @@ class BehaviourSemanticRecommender(Recommender):
         their rows hold at most knn_k + cooccurrence_k entries).
         """
         fanout = self.graph.fanout
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if fanout > 0 else None
-        user_rows = sampled_rows(self.graph.user_item.scipy, users.numpy(), fanout, rng)  # all, or sampled
+        user_rows = sampled_rows(self.graph.user_item.scipy, users.numpy(), fanout, sampling_generator(fanout))
         targets = np.union1d(user_rows.indices, items.numpy()).astype(np.int64)
-        users_to_targets = sp.csr_matrix(
-            (user_rows.data, np.searchsorted(targets, user_rows.indices), user_rows.indptr),
-            shape=(user_rows.shape[0], len(targets)),
-        )
+        users_to_targets = renumber_columns(user_rows, targets)
         item_rows = positions(targets, items)
         semantics = {}
         for modality in self.modalities:
