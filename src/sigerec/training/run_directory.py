@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,24 @@ class RunDirectory:
         atomic_write(self.file(name), lambda p: torch.save(state, p))
 
     def load_checkpoint(self, name: str, device: str = "cpu") -> dict[str, Any] | None:
+        """The checkpoint's tensors and plain values; anything else in the file is refused.
+
+        ``weights_only=True`` makes torch's unpickler accept only tensors, containers and
+        numbers, so a checkpoint crafted to run code when loaded (a pickle ``__reduce__``) fails
+        here instead of running. Checkpoints hold nothing else (see ``Trainer._state``).
+        """
         path = self.file(name)
         if not path.exists():
             return None
         try:
-            return torch.load(path, map_location=device, weights_only=False)
+            return torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as error:
+            first_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise SigerecError(
+                f"{path}: refused: the checkpoint holds objects other than tensors and plain values, "
+                f"which could run code when loaded ({first_line}). Use checkpoints written by `sigerec train` "
+                "only; delete this one to restart the run."
+            ) from None
         except Exception as error:  # noqa: BLE001 - torch.load raises many types for a bad file
             raise SigerecError(
                 f"{path}: the checkpoint cannot be read ({error}). Delete it to restart the run."
