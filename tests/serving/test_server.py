@@ -99,7 +99,7 @@ def test_worker_processes_build_the_app_from_the_environment(exported_model, mon
     monkeypatch.setenv(MODEL_DIR_VARIABLE, str(exported_model))
     monkeypatch.setenv(INDEX_VARIABLE, "faiss")
     app = app_from_environment()
-    assert app.state.service.metadata()["index"] == "faiss"
+    assert app.state.holder.current.metadata()["index"] == "faiss"
     monkeypatch.delenv(MODEL_DIR_VARIABLE)
     with pytest.raises(SigerecError, match=MODEL_DIR_VARIABLE):
         app_from_environment()

@@ -19,18 +19,39 @@ def serve_command(
     index: Annotated[
         str, typer.Option(help="auto | exact | faiss | faiss-ivf: how the top-k items are found.")
     ] = "auto",
-    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = True,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding the API key; every route but /health then needs it "
+            "('Authorization: Bearer KEY' or 'X-API-Key: KEY'). Default: the SIGEREC_API_KEY variable, else none."
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="Let browser pages from this origin call the API (repeatable); CORS is off without it."),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log one JSON line per request on stderr.")] = True,
 ) -> None:
     """Serve a model's recommendations over HTTP (FastAPI + uvicorn) until Ctrl+C.
 
     Example: sigerec serve models/lightgcn-clothing --port 8000, then
     curl 'http://127.0.0.1:8000/users/A1KLRMWW2FWPL4/recommendations?k=10'.
     Routes: GET /users/{id}/recommendations, POST /recommendations {"items": [...], "k": 10},
-    GET /items/{id}/similar, GET /model, GET /health; interactive docs at /docs.
+    GET /items/{id}/similar, GET /model, GET /metrics, GET /health, POST /admin/reload;
+    interactive docs at /docs (offline). SIGHUP or POST /admin/reload switches to a new export
+    of the folder without dropping a request.
     """
     from sigerec.serving.server import run_server
+    from sigerec.serving.settings import ServerSettings, read_api_key
 
-    run_server(model_dir, host=host, port=port, workers=workers, index=index, access_log=access_log)
+    settings = ServerSettings(
+        api_key=read_api_key(api_key_file),
+        cors_origins=tuple(cors_origin or ()),
+        access_log=access_log,
+        index=index,
+        reload_by_supervisor=workers > 1,
+    )
+    run_server(model_dir, host=host, port=port, workers=workers, settings=settings, api_key_file=api_key_file)
 
 
 def register_serve_command(app: typer.Typer) -> None:

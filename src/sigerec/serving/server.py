@@ -18,12 +18,20 @@ from fastapi import FastAPI
 
 from sigerec.errors import SigerecError
 from sigerec.serving.app import create_app
-from sigerec.serving.model_folder import ModelFolder
-from sigerec.serving.service import RecommendationService
+from sigerec.serving.model_holder import load_model
+from sigerec.serving.settings import (
+    API_KEY_FILE_VARIABLE,
+    API_KEY_VARIABLE,
+    CORS_VARIABLE,
+    ServerSettings,
+    is_loopback,
+    read_api_key,
+)
 
 # `sigerec serve --workers N` starts N processes, each of which builds its app from these.
 MODEL_DIR_VARIABLE = "SIGEREC_MODEL_DIR"
 INDEX_VARIABLE = "SIGEREC_INDEX"
+ACCESS_LOG_VARIABLE = "SIGEREC_ACCESS_LOG"
 
 logger = logging.getLogger("sigerec.serving")
 
@@ -79,15 +87,48 @@ def use_one_thread_per_request() -> None:
     threadpool_limits(1)
 
 
+def configure_access_log(enabled: bool) -> None:
+    """JSON access lines (``request_guard``) on stderr, one per request, instead of uvicorn's."""
+    access = logging.getLogger("sigerec.access")
+    access.setLevel(logging.INFO if enabled else logging.WARNING)
+    access.propagate = False
+    if enabled and not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    serving = logging.getLogger("sigerec.serving")
+    if not serving.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        serving.addHandler(handler)
+        serving.setLevel(logging.INFO)
+        serving.propagate = False
+
+
+def settings_from_environment() -> ServerSettings:
+    """The settings `run_server` passes to ``--workers N`` processes through the environment."""
+    key_file = os.environ.get(API_KEY_FILE_VARIABLE)
+    origins = tuple(o for o in os.environ.get(CORS_VARIABLE, "").split(",") if o)
+    return ServerSettings(
+        api_key=read_api_key(key_file),
+        cors_origins=origins,
+        access_log=os.environ.get(ACCESS_LOG_VARIABLE, "1") == "1",
+        index=os.environ.get(INDEX_VARIABLE, "auto"),
+        reload_by_supervisor=True,
+    )
+
+
 def app_from_environment() -> FastAPI:
     """Uvicorn factory used by ``sigerec serve --workers N``: each worker loads the model folder
-    named by ``SIGEREC_MODEL_DIR`` (and the index kind ``SIGEREC_INDEX``, default auto)."""
+    named by ``SIGEREC_MODEL_DIR`` with the settings of `settings_from_environment`."""
     model_dir = os.environ.get(MODEL_DIR_VARIABLE)
     if not model_dir:
         raise SigerecError(f"set {MODEL_DIR_VARIABLE} to a model folder, or start the server with `sigerec serve`.")
-    service = RecommendationService(ModelFolder.load(model_dir), os.environ.get(INDEX_VARIABLE, "auto"))
+    settings = settings_from_environment()
+    configure_access_log(settings.access_log)
+    model = load_model(model_dir, settings.index, settings.max_k)
     use_one_thread_per_request()  # after the service, so that FAISS's OpenMP, if loaded, is limited too
-    app = create_app(service)
+    app = create_app(model, settings=settings)
     freeze_loaded_objects()
     return app
 
@@ -98,34 +139,46 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
-    index: str = "auto",
-    access_log: bool = True,
+    settings: ServerSettings | None = None,
+    api_key_file: str | Path | None = None,
 ) -> None:
     """Serve the model folder ``model_dir`` until Ctrl+C, in this process or in ``workers`` processes.
 
-    The folder is loaded here first in every case, so that a bad folder or index fails before
-    the server starts; with several workers this copy is dropped (each worker loads its own).
+    The folder is loaded and checked here first in every case, so that a bad folder, index or
+    key fails before the server starts; with several workers this copy is dropped (each worker
+    loads its own). SIGHUP reloads the folder: in this process, or (``--workers N``) by uvicorn
+    replacing each worker with a new one that is ready before the old one stops.
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    service = RecommendationService(ModelFolder.load(model_dir), index=index)
-    metadata = service.metadata()
+    settings = settings or ServerSettings()
+    model = load_model(model_dir, settings.index, settings.max_k)
+    metadata = model.metadata()
     sock = listening_socket(host, port)
     use_one_thread_per_request()
+    configure_access_log(settings.access_log)
 
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(
         f"serving {metadata['model']} trained on {metadata['dataset']} "
-        f"({metadata['n_users']:,} users, {metadata['n_items']:,} items, index {metadata['index']}) from {model_dir}",
+        f"({metadata['n_users']:,} users, {metadata['n_items']:,} items, index {metadata['index']}, "
+        f"version {metadata['version']}) from {model_dir}",
         file=sys.stderr,
     )
-    print(f"listening on {url} (API docs: {url}/docs); Ctrl+C stops", file=sys.stderr)
-    options = {"host": host, "port": port, "access_log": access_log, "log_level": "info"}
+    if settings.api_key is None and not is_loopback(host):
+        print(
+            f"WARNING: listening on {host} without an API key: anyone who can reach this port can query the model. "
+            f"Pass --api-key-file FILE (or set {API_KEY_VARIABLE}).",
+            file=sys.stderr,
+        )
+    print(f"listening on {url} (API docs: {url}/docs); Ctrl+C stops, SIGHUP reloads the model", file=sys.stderr)
+    # Our own JSON access log replaces uvicorn's.
+    options = {"host": host, "port": port, "access_log": False, "log_level": "info"}
     # What uvicorn.run does, but on our socket; Ctrl+C is the normal way to stop, so exit code 0.
     try:
         if workers == 1:
-            app = create_app(service)
+            app = create_app(model, settings=settings, handle_sighup=True)
             freeze_loaded_objects()
             server = uvicorn.Server(uvicorn.Config(app, **options))
             server.run(sockets=[sock])
@@ -133,9 +186,13 @@ def run_server(
                 raise SigerecError(f"the server on {url} stopped at start-up; see uvicorn's message above.")
         else:
             # Each worker process builds its own app, which uvicorn can only do from an import string.
-            del service
+            del model
             os.environ[MODEL_DIR_VARIABLE] = str(Path(model_dir).resolve())
-            os.environ[INDEX_VARIABLE] = index
+            os.environ[INDEX_VARIABLE] = settings.index
+            os.environ[ACCESS_LOG_VARIABLE] = "1" if settings.access_log else "0"
+            os.environ[CORS_VARIABLE] = ",".join(settings.cors_origins)
+            if api_key_file is not None:
+                os.environ[API_KEY_FILE_VARIABLE] = str(Path(api_key_file).resolve())
             config = uvicorn.Config(
                 "sigerec.serving.server:app_from_environment", factory=True, workers=workers, **options
             )

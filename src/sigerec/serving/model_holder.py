@@ -1,0 +1,97 @@
+"""The model being served, and switching to a new one without a failed request.
+
+A reload loads and checks the new model folder beside the old one (in a worker thread, so the
+old model keeps answering), then replaces one reference. Each request reads that reference
+once when it starts (``holder.current``), so requests already in flight finish on the model
+they started with; the old model is freed when the last of them ends. A folder that fails its
+checks is refused and the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import gc
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sigerec.errors import SigerecError
+from sigerec.serving.model_folder import ModelFolder
+from sigerec.serving.service import RecommendationService
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded model folder: the service answering from it and what ``GET /model`` says."""
+
+    service: RecommendationService
+    model_dir: Path | None
+    version: str  # 16 hex digits of the manifest's sha256: changes with every export
+    loaded_at: str
+
+    @classmethod
+    def of_service(cls, service: RecommendationService) -> LoadedModel:
+        """A service built in memory (tests, benchmarks): its folder path, if any, is reloadable."""
+        return cls(service, service.folder.path, manifest_version(service.folder.manifest), _now())
+
+    def metadata(self) -> dict:
+        return {**self.service.metadata(), "version": self.version, "loaded_at": self.loaded_at}
+
+    def example_ids(self) -> tuple[str, str]:
+        """A real user id and item id, for the examples in the OpenAPI schema."""
+        folder = self.service.folder
+        return str(folder.user_ids[0]), str(folder.item_ids[0])
+
+
+def load_model(model_dir: str | Path, index: str = "auto", max_k: int | None = None) -> LoadedModel:
+    """Load ``model_dir`` and check that it answers; raises SigerecError naming what is wrong."""
+    model_dir = Path(model_dir).resolve()
+    folder = ModelFolder.load(model_dir)
+    if len(folder.user_ids) == 0 or len(folder.item_ids) == 0:
+        raise SigerecError(f"{model_dir}: the model has no users or no items; export a trained run.")
+    for name, vectors in (("user", folder.user_vectors), ("item", folder.item_vectors)):
+        if not np.isfinite(vectors).all():
+            raise SigerecError(f"{model_dir}: the {name} vectors hold NaN or inf; the run diverged, train it again.")
+    service = RecommendationService(folder, index=index)
+    if max_k is not None:
+        service.max_k = max_k
+    # A trial request of each kind, so that a folder which loads but cannot answer is refused here.
+    service.for_user(str(folder.user_ids[0]), 1)
+    service.similar_items(str(folder.item_ids[0]), 1)
+    return LoadedModel(service, model_dir, manifest_version(folder.manifest), _now())
+
+
+def manifest_version(manifest: dict) -> str:
+    """The manifest's digest: it lists every file's sha256 and the export time, so any new
+    export, even of the same run, gets a new version."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+class ModelHolder:
+    """The current model and its atomic replacement; reloads run one at a time."""
+
+    def __init__(self, model: LoadedModel, index: str = "auto", max_k: int | None = None):
+        self.current = model
+        self.index = index
+        self.max_k = max_k
+        self._reloading = asyncio.Lock()
+
+    async def reload(self, model_dir: str | Path | None = None) -> LoadedModel:
+        """Load ``model_dir`` (default: the folder being served, read again) and swap it in."""
+        async with self._reloading:
+            target = Path(model_dir) if model_dir is not None else self.current.model_dir
+            if target is None:
+                raise SigerecError("this model was not loaded from a folder, so there is nothing to read again.")
+            new = await asyncio.to_thread(load_model, target, self.index, self.max_k)
+            self.current = new  # one reference assignment: each request sees old or new, whole
+            gc.collect()  # the old model's arrays go as soon as no request holds them
+            return new

@@ -1,0 +1,138 @@
+"""What every HTTP request passes through before and after its route (a plain ASGI middleware).
+
+In this order: a request id (the client's ``X-Request-ID`` when it is short and plain, else a
+new one; returned in the answer's header and in the log), the API key, the body size limit,
+then the route; afterwards the Prometheus metrics and one JSON access-log line. An error that
+escapes a route is logged here with its traceback and answered as a JSON 500 that carries the
+request id and nothing of the error, so no stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sigerec.serving.metrics import ServerMetrics
+
+logger = logging.getLogger("sigerec.serving")
+access_logger = logging.getLogger("sigerec.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+PUBLIC_PATHS = frozenset({"/health"})  # answer without the API key (load balancers probe it)
+_PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when a body without a Content-Length grows past the limit."""
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: ServerMetrics):
+        self.app = app
+        self.api_key = api_key.encode() if api_key else None
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = _request_id(headers.get(REQUEST_ID_HEADER))
+        answer = {"status": 500, "started": False}
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"], answer["started"] = message["status"], True
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise BodyTooLarge
+            return message
+
+        try:
+            if self.api_key is not None and scope["path"] not in PUBLIC_PATHS and not self._authorised(headers):
+                await _reply(send_with_request_id, 401, _MISSING_KEY, request_id, {"www-authenticate": "Bearer"})
+            elif _declared_length(headers) > self.max_body_bytes:
+                await _reply(send_with_request_id, 413, self._too_large(), request_id)
+            else:
+                await self.app(scope, receive_within_limit, send_with_request_id)
+        except BodyTooLarge:
+            if not answer["started"]:
+                await _reply(send_with_request_id, 413, self._too_large(), request_id)
+        except Exception:
+            logger.exception("request %s: %s %s failed", request_id, scope["method"], scope["path"])
+            if not answer["started"]:
+                detail = f"internal server error (request id {request_id}); the server log has the details"
+                await _reply(send_with_request_id, 500, detail, request_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe(route, scope["method"], answer["status"], seconds)
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(_access_line(scope, request_id, answer["status"], seconds))
+
+    def _authorised(self, headers: Headers) -> bool:
+        supplied = headers.get("x-api-key")
+        if supplied is None:
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            supplied = token.strip() if scheme.lower() == "bearer" else None
+        return supplied is not None and hmac.compare_digest(supplied.encode(), self.api_key)
+
+    def _too_large(self) -> str:
+        return f"the request body is larger than {self.max_body_bytes} bytes."
+
+
+_MISSING_KEY = "missing or wrong API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+
+
+def _request_id(supplied: str | None) -> str:
+    if supplied is not None and _PLAIN_REQUEST_ID.fullmatch(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+def _declared_length(headers: Headers) -> int:
+    try:
+        return int(headers.get("content-length", "0"))
+    except ValueError:
+        return 0
+
+
+async def _reply(send: Send, status: int, detail: str, request_id: str, extra_headers: dict | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.encode(), value.encode()) for name, value in (extra_headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _access_line(scope: Scope, request_id: str, status: int, seconds: float) -> str:
+    client = scope.get("client")
+    record = {
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+        "request_id": request_id,
+        "client": f"{client[0]}:{client[1]}" if client else None,
+        "method": scope["method"],
+        "path": scope["path"],
+        "query": scope.get("query_string", b"").decode("latin-1"),
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+    }
+    return json.dumps(record, ensure_ascii=False)
