@@ -67,3 +67,24 @@ def user_path(user_id: str, k: int | None = None) -> str:
 def as_json(recommendations) -> list[dict]:
     """The service's answer as the API writes it."""
     return [{"item_id": r.item_id, "score": r.score, "title": r.title} for r in recommendations]
+
+
+API_KEY = "test-key-0123456789abcdef"
+
+
+def write_hand_made_export(out, seed: int = 0):
+    """``hand_made_folder`` written as a real model folder, vectors drawn with ``seed``."""
+    from sigerec.serving.model_folder import write_model_folder
+
+    folder = hand_made_folder()
+    rng = np.random.default_rng(seed)
+    return write_model_folder(
+        out,
+        rng.standard_normal(folder.user_vectors.shape).astype(np.float32),
+        rng.standard_normal(folder.item_vectors.shape).astype(np.float32),
+        folder.user_ids,
+        folder.item_ids,
+        folder.seen,
+        {"model": "hand", "dataset": f"made-{seed}"},
+        folder.titles,
+    )

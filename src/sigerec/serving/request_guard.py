@@ -30,10 +30,6 @@ PUBLIC_PATHS = frozenset({"/health"})  # answer without the API key (load balanc
 _PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-class BodyTooLarge(Exception):
-    """Raised from ``receive`` when a body without a Content-Length grows past the limit."""
-
-
 class RequestGuard:
     def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: ServerMetrics):
         self.app = app
@@ -48,9 +44,17 @@ class RequestGuard:
         started = time.perf_counter()
         headers = Headers(scope=scope)
         request_id = _request_id(headers.get(REQUEST_ID_HEADER))
-        answer = {"status": 500, "started": False}
+        answer = {"status": 500, "started": False, "too_large": False}
+
+        async def reply(status: int, detail: str, extra_headers: dict | None = None) -> None:
+            answer["status"], answer["started"] = status, True
+            await _reply(send, status, detail, {REQUEST_ID_HEADER: request_id, **(extra_headers or {})})
 
         async def send_with_request_id(message: Message) -> None:
+            if answer["too_large"]:  # the route answered a body cut short; the answer is 413
+                if message["type"] == "http.response.start":
+                    await reply(413, self._too_large())
+                return
             if message["type"] == "http.response.start":
                 answer["status"], answer["started"] = message["status"], True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
@@ -59,28 +63,29 @@ class RequestGuard:
         received = 0
 
         async def receive_within_limit() -> Message:
+            # A body sent without Content-Length (chunked) is counted as it arrives; past the
+            # limit the route sees an empty end of body, and its answer is replaced by a 413.
             nonlocal received
+            if answer["too_large"]:
+                return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_body_bytes:
-                raise BodyTooLarge
+                answer["too_large"] = True
+                return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
         try:
             if self.api_key is not None and scope["path"] not in PUBLIC_PATHS and not self._authorised(headers):
-                await _reply(send_with_request_id, 401, _MISSING_KEY, request_id, {"www-authenticate": "Bearer"})
+                await reply(401, _MISSING_KEY, {"www-authenticate": "Bearer"})
             elif _declared_length(headers) > self.max_body_bytes:
-                await _reply(send_with_request_id, 413, self._too_large(), request_id)
+                await reply(413, self._too_large())
             else:
                 await self.app(scope, receive_within_limit, send_with_request_id)
-        except BodyTooLarge:
-            if not answer["started"]:
-                await _reply(send_with_request_id, 413, self._too_large(), request_id)
         except Exception:
             logger.exception("request %s: %s %s failed", request_id, scope["method"], scope["path"])
             if not answer["started"]:
-                detail = f"internal server error (request id {request_id}); the server log has the details"
-                await _reply(send_with_request_id, 500, detail, request_id)
+                await reply(500, f"internal server error (request id {request_id}); the server log has the details")
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -115,10 +120,10 @@ def _declared_length(headers: Headers) -> int:
         return 0
 
 
-async def _reply(send: Send, status: int, detail: str, request_id: str, extra_headers: dict | None = None) -> None:
+async def _reply(send: Send, status: int, detail: str, extra_headers: dict) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(name.encode(), value.encode()) for name, value in (extra_headers or {}).items()]
+    headers += [(name.encode(), value.encode()) for name, value in extra_headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
