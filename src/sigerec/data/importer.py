@@ -38,6 +38,7 @@ from sigerec.data.tabular import (
     timestamp_column,
 )
 from sigerec.errors import SigerecError
+from sigerec.safe_write import write_folder
 
 RATING_COLUMN = "rating"
 TIME_COLUMN = "timestamp"
@@ -261,12 +262,18 @@ def _tsv(frame: pd.DataFrame) -> bytes:
 
 
 def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list[str]:
-    """Write the files unless the folder holds a different dataset (then only with ``force``)."""
+    """Write the files unless the folder holds a different dataset (then only with ``force``).
+
+    The folder is replaced in one step (``write_folder``): a kill leaves the old dataset or the
+    new one, never a new ``.inter`` beside old id maps. Its other files (features, caches) stay.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise SigerecError(f"{out_dir}: exists and is not a folder; choose another --out.")
     other_inters = [p for p in sorted(out_dir.glob("*.inter")) + sorted(out_dir.glob("*.inter.gz")) if p not in files]
-    changed = [p for p, content in files.items() if p.exists() and p.read_bytes() != content]
-    conflicts = other_inters + changed
+    changed = [p for p, content in files.items() if not p.exists() or p.read_bytes() != content]
+    if not changed and not other_inters:
+        return []  # the same dataset is there already: nothing to write
+    conflicts = other_inters + [p for p in changed if p.exists()]
     notes = []
     if conflicts:
         if not force:
@@ -274,15 +281,16 @@ def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list
                 f"{out_dir}: already holds a different dataset ({', '.join(p.name for p in conflicts)}). "
                 "Choose another --out folder, or pass --force to replace it."
             )
-        for path in other_inters:
-            path.unlink()
         notes.append(f"{out_dir}: replaced the dataset that was there ({', '.join(p.name for p in conflicts)}).")
         features = [path.name for path in feature_files(out_dir).values()]
         if features:
             notes.append(
                 f"{out_dir}: {', '.join(features)} were made for the old item ids; re-encode them for this dataset."
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path, content in files.items():
-        path.write_bytes(content)
+
+    def build(staging: Path) -> None:
+        for path, content in files.items():
+            (staging / path.name).write_bytes(content)
+
+    write_folder(out_dir, build, keep=lambda name: not name.endswith((".inter", ".inter.gz")))
     return notes
