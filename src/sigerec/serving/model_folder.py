@@ -20,7 +20,6 @@ import hashlib
 import html
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sigerec.errors import SigerecError
+from sigerec.safe_write import write_folder
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -149,12 +149,12 @@ def write_model_folder(
     titles: np.ndarray | None = None,
     copied_files: list[Path] = (),
 ) -> Path:
-    """Write a model folder atomically (staged beside ``out``, then renamed): vectors, ids,
-    seen items, optional titles, ``copied_files`` and a manifest with ``description`` and
-    every file's digest. ``out`` is replaced if it exists (the caller checks it may be)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    """Write a model folder in one step: vectors, ids, seen items, optional titles, ``copied_files``
+    and a manifest with ``description`` and every file's digest. ``out`` is replaced if it exists
+    (the caller checks it may be); a kill at any moment leaves the old folder or the new one
+    (``safe_write.write_folder``), so a server reloading it never sees half an export."""
+
+    def build(staging: Path) -> None:
         np.save(staging / USER_VECTORS, np.ascontiguousarray(user_vectors, dtype=np.float32))
         np.save(staging / ITEM_VECTORS, np.ascontiguousarray(item_vectors, dtype=np.float32))
         _write_ids(staging / USER_IDS, user_ids)
@@ -179,13 +179,8 @@ def write_model_folder(
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        staging.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+
+    write_folder(out, build)
     return out
 
 
