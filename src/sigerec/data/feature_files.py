@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sigerec.errors import SigerecError
-from sigerec.safe_write import atomic_write
+from sigerec.safe_write import write_folder
 
 FEATURE_SUFFIX = "_feat.npy"
 PROVENANCE_SUFFIX = "_feat.json"
@@ -85,16 +85,21 @@ def write_feature_file(
 ) -> None:
     """Write the modality's three files: features, mean-filled items (id -> raw id), provenance.
 
-    Each file is written atomically (a crash leaves the old file or the new one, never half
-    of one), the provenance last.
+    The three appear together: the dataset folder is rebuilt beside itself with the new files
+    (its other files hard-linked, not copied) and swapped in one step (``write_folder``), so a
+    kill leaves the old three or the new three, never new features beside old provenance.
     """
     if not modality.replace("_", "").replace("-", "").isalnum():
         raise SigerecError(f"modality name {modality!r} must be letters, digits, '-' or '_' (it names the file).")
-    atomic_write(feature_file(folder, modality), lambda path: np.save(path, features))
     lines = ["itemID\traw_id"] + [f"{item}\t{raw_id}" for item, raw_id in missing_items.items()]
-    atomic_write(missing_items_file(folder, modality), lambda path: path.write_text("\n".join(lines) + "\n"))
     text = json.dumps(provenance, indent=2) + "\n"
-    atomic_write(provenance_file(folder, modality), lambda path: path.write_text(text))
+
+    def build(staging: Path) -> None:
+        np.save(feature_file(staging, modality), features)
+        missing_items_file(staging, modality).write_text("\n".join(lines) + "\n")
+        provenance_file(staging, modality).write_text(text)
+
+    write_folder(folder, build, keep=lambda name: True)
 
 
 def read_provenance(folder: Path, modality: str) -> dict | None:
