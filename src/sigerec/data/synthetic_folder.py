@@ -10,7 +10,7 @@ Large outputs are streamed in chunks, so memory stays bounded at any size.
 
 from __future__ import annotations
 
-import functools
+import fnmatch
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,7 +39,7 @@ from sigerec.data.synthetic import (
     validate,
 )
 from sigerec.errors import SigerecError
-from sigerec.safe_write import atomic_write
+from sigerec.safe_write import write_folder
 
 MARKER_FILE = "synthetic.json"
 PARQUET_FILE = "interactions.parquet"
@@ -80,24 +80,32 @@ def default_name(folder: Path) -> str:
 def write_synthetic_dataset(
     config: SynthConfig, folder: str | Path, name: str | None = None, parquet: bool = False, force: bool = False
 ) -> SynthSummary:
-    """Generate the dataset of ``config`` and write it to ``folder`` (see the module docstring)."""
+    """Generate the dataset of ``config`` and write it to ``folder`` (see the module docstring).
+
+    The files are written into a staging folder and swapped in with the folder in one step
+    (``write_folder``): a kill leaves the folder as it was or the whole new dataset.
+    """
     started = time.perf_counter()
     validate(config)
     folder = Path(folder)
-    _prepare_folder(folder, force)
+    _check_folder(folder, force)
     summary = SynthSummary(folder, name or default_name(folder), config)
     items = item_model(config)
-    _write_interactions(summary, items, parquet)
-    for modality, dim in config.modalities:
-        write = functools.partial(_write_features, config=config, items=items, modality=modality, dim=dim)
-        atomic_write(feature_file(folder, modality), write)
-        _write_text(missing_items_file(folder, modality), "itemID\traw_id\n")
-        _write_text(provenance_file(folder, modality), json.dumps(feature_provenance(config, dim), indent=2) + "\n")
+
+    def build(staging: Path) -> None:
+        _write_interactions(summary, items, parquet, staging)
+        for modality, dim in config.modalities:
+            _write_features(feature_file(staging, modality), config, items, modality, dim)
+            missing_items_file(staging, modality).write_text("itemID\traw_id\n")
+            provenance = json.dumps(feature_provenance(config, dim), indent=2) + "\n"
+            provenance_file(staging, modality).write_text(provenance)
+
+    write_folder(folder, build, keep=lambda entry: not _is_dataset_file(entry))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _write_interactions(summary: SynthSummary, items: ItemModel, parquet: bool) -> None:
+def _write_interactions(summary: SynthSummary, items: ItemModel, parquet: bool, staging: Path) -> None:
     """Draw and split the interactions; write the marker, ``<name>.inter`` and the Parquet file."""
     config, folder = summary.config, summary.folder
     activity = user_model(config, items)
@@ -111,11 +119,10 @@ def _write_interactions(summary: SynthSummary, items: ItemModel, parquet: bool) 
         *([PARQUET_FILE] if parquet else []),
         *(feature_file(folder, modality).name for modality, _ in config.modalities),
     ]
-    # The marker first: a folder cut short by a crash is still labelled synthetic.
-    _write_text(folder / MARKER_FILE, json.dumps(marker(summary), indent=2) + "\n")
-    atomic_write(summary.interaction_file, lambda path: _write_inter(path, users, item_ids, labels))
+    (staging / MARKER_FILE).write_text(json.dumps(marker(summary), indent=2) + "\n")
+    _write_inter(staging / summary.interaction_file.name, users, item_ids, labels)
     if parquet:
-        atomic_write(folder / PARQUET_FILE, lambda path: _write_parquet(path, users, item_ids))
+        _write_parquet(staging / PARQUET_FILE, users, item_ids)
 
 
 def marker(summary: SynthSummary) -> dict:
@@ -169,26 +176,32 @@ def read_marker(folder: str | Path) -> dict | None:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def _prepare_folder(folder: Path, force: bool) -> None:
-    """Refuse a folder holding anything unless ``force``; then drop its dataset files, keep the rest."""
+DATASET_FILE_PATTERNS = (
+    "*.inter",
+    "*.inter.gz",
+    f"*{FEATURE_SUFFIX}",
+    f"*{PROVENANCE_SUFFIX}",
+    f"*{MISSING_ITEMS_SUFFIX}",
+    MARKER_FILE,
+    PARQUET_FILE,
+    USER_MAP_FILE,
+    ITEM_MAP_FILE,
+)
+
+
+def _check_folder(folder: Path, force: bool) -> None:
+    """Refuse a folder holding anything unless ``force`` (then its dataset files are replaced, the rest kept)."""
     if folder.exists() and not folder.is_dir():
         raise SigerecError(f"{folder}: exists and is not a folder; choose another --out.")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not force:
-            raise SigerecError(
-                f"{folder}: is not empty. Choose another --out folder, or pass --force to replace the "
-                "dataset files there (interactions, features, id maps)."
-            )
-        patterns = ("*.inter", "*.inter.gz", f"*{FEATURE_SUFFIX}", f"*{PROVENANCE_SUFFIX}", f"*{MISSING_ITEMS_SUFFIX}")
-        stale = [path for pattern in patterns for path in folder.glob(pattern)]
-        stale += [folder / n for n in (MARKER_FILE, PARQUET_FILE, USER_MAP_FILE, ITEM_MAP_FILE)]
-        for path in stale:
-            path.unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise SigerecError(
+            f"{folder}: is not empty. Choose another --out folder, or pass --force to replace the "
+            "dataset files there (interactions, features, id maps)."
+        )
 
 
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda temporary: temporary.write_text(text))
+def _is_dataset_file(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in DATASET_FILE_PATTERNS)
 
 
 def _write_inter(path: Path, users: np.ndarray, items: np.ndarray, labels: np.ndarray) -> None:
