@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Self
 from urllib.parse import quote
 
 import numpy as np
@@ -88,3 +89,54 @@ def write_hand_made_export(out, seed: int = 0):
         {"model": "hand", "dataset": f"made-{seed}"},
         folder.titles,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServeProcess:
+    """``sigerec serve MODEL_DIR *options`` in a subprocess on a free port, stopped with Ctrl+C.
+
+    Inside the ``with`` block ``url`` answers /health; ``output`` holds what it printed once
+    it has stopped, and ``returncode`` its exit status.
+    """
+
+    def __init__(self, model_dir, *options: str, env: dict | None = None, start_timeout: float = 60):
+        import os
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = [sys.executable, "-m", "sigerec.cli.main", "serve", str(model_dir), "--port", str(self.port)]
+        self.command += list(options)
+        self.env = {**os.environ, **(env or {})}
+        self.start_timeout = start_timeout
+        self.output = ""
+
+    def __enter__(self) -> Self:
+        import subprocess
+
+        import httpx
+
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
+        )
+        deadline = time.time() + self.start_timeout
+        while True:
+            assert self.process.poll() is None, self.process.stdout.read()
+            assert time.time() < deadline, f"sigerec serve did not answer within {self.start_timeout} s"
+            try:
+                if httpx.get(self.url + "/health").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGINT)
+        self.output, _ = self.process.communicate(timeout=30)
+        self.returncode = self.process.returncode

@@ -3,10 +3,7 @@ server in a subprocess, the socket, worker start-up and the errors before anythi
 
 from __future__ import annotations
 
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from http_helpers import ServerThread, as_json, hand_made_folder, user_path
+from http_helpers import ServeProcess, ServerThread, as_json, hand_made_folder, user_path
 from sigerec.cli.main import app as cli_app
 from sigerec.errors import SigerecError
 from sigerec.serving.app import create_app
@@ -50,36 +47,14 @@ def exported_model(tmp_path_factory) -> Path:
     return export_run(run.path, folder / "model", folder / "items.csv", "item", "name")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_sigerec_serve_answers_over_http_until_interrupted(exported_model):
-    port = free_port()
-    command = [sys.executable, "-m", "sigerec.cli.main", "serve", str(exported_model), "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            assert time.time() < deadline, "sigerec serve did not answer within 60 s"
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with ServeProcess(exported_model) as server:
         service = RecommendationService(ModelFolder.load(exported_model))
-        answer = httpx.get(url + user_path("0", 2))
+        answer = httpx.get(server.url + user_path("0", 2))
         assert answer.status_code == 200 and answer.json() == as_json(service.for_user("0", 2))
-        assert httpx.get(url + "/model").json()["model"] == "lightgcn"
-    finally:
-        server.send_signal(signal.SIGINT)
-        output, _ = server.communicate(timeout=20)
-    assert server.returncode == 0, output
-    assert f"listening on {url} (API docs: {url}/docs)" in output
+        assert httpx.get(server.url + "/model").json()["model"] == "lightgcn"
+    assert server.returncode == 0, server.output
+    assert f"listening on {server.url} (API docs: {server.url}/docs)" in server.output
 
 
 def test_keep_alive_answers_on_the_serve_socket_do_not_wait_for_delayed_acks(service):
