@@ -32,6 +32,7 @@ import scaling
 import serving_load
 import sige_defaults
 import sige_diagnosis
+import soak
 import speed
 import tune_reference
 from common import REPO, RESULTS, load_results, replace_section
@@ -85,6 +86,7 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
                 "recbole_speed.json",
                 lambda: recbole_speed.section_content(read("recbole_speed.json")),
             ),
+            (soak.SECTION, "soak.json", lambda: soak.section_content(read("soak.json"))),
         )
         if (results / file).exists()
     }
