@@ -12,7 +12,7 @@ from rich.console import Console
 from sigerec.cli.errors import report_errors, warn
 from sigerec.config import parse_set_options
 from sigerec.errors import SigerecError
-from sigerec.training.seeds import parse_seeds
+from sigerec.training.seeds import group_seeds, parse_seeds
 
 console = Console()
 
@@ -50,13 +50,16 @@ def train_command(
         typer.Option(
             "--seeds",
             help="Train once per seed, e.g. 1,2,3,4,5, into one group folder with aggregate.json "
-            "(mean and std over seeds). Not with --seed or --resume. Running it again starts a new group.",
+            "(mean and std over seeds). Not with --seed or --resume; finish an interrupted group with "
+            "--resume GROUP_DIR.",
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum number of epochs (default 1000).")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu (default) or cuda.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder that receives the run folder.")] = Path("runs"),
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue an interrupted run folder.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue an interrupted run folder or group folder (--seeds).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a model with early stopping on valid Recall@20, then test the best epoch.
@@ -69,9 +72,11 @@ def train_command(
 
     With --seeds 1,2,3 (e.g. sigerec train --data baby --model lightgcn --seeds 1,2,3) the runs
     are RUNS_DIR/<model>-<dataset>-seeds-<time>/seed-<n>/, and aggregate.json (mean and std over
-    seeds) is written there when every seed has finished. After an interruption, resume the
-    unfinished seed with --resume GROUP_DIR/seed-<n>; seeds not yet started are not run, and
-    `sigerec compare GROUP_DIR` reads the finished ones.
+    seeds) is written there when every seed has finished. After an interruption,
+    `sigerec train --resume GROUP_DIR` finishes every seed and writes aggregate.json.
+
+    A kill at any moment leaves a run folder that --resume finishes; a full disk stops with a
+    message naming the file, and --resume continues once there is space.
     """
     from sigerec.training import runner
 
@@ -82,6 +87,9 @@ def train_command(
         )
     if seeds is not None:
         _train_seeds(data, model, config, set_, parse_seeds(seeds), epochs, device, out, quiet)
+        return
+    if resume is not None and group_seeds(resume):
+        _resume_seeds(resume, quiet)
         return
     if resume is not None:
         existing = runner.RunDirectory.existing(resume)
@@ -106,20 +114,33 @@ def train_command(
 
 def _train_seeds(data, model, config, set_, seeds, epochs, device, out, quiet) -> None:
     from sigerec.training import runner
-    from sigerec.training.run_report import aggregate_rows, format_table
 
     if data is None or model is None:
         raise SigerecError("give --data and --model with --seeds; see `sigerec train --help`.")
     flags = {"epochs": epochs, "device": device}
     run_config = runner.resolve_config(model, data, config, parse_set_options(set_ or []), flags)
 
-    def announce(seed: int, run_path: Path) -> None:
-        typer.echo(f"seed {seed}: run folder {run_path} (resume with: sigerec train --resume {run_path})", err=True)
+    def announce(group: Path) -> None:
+        typer.echo(f"group folder: {group} (resume with: sigerec train --resume {group})", err=True)
 
     group, aggregate = runner.train_seeds(
         run_config, seeds, out, progress_factory=lambda c: _progress(c, quiet), warn=warn, announce=announce
     )
-    typer.echo(f"group folder: {group} (seeds {', '.join(map(str, seeds))}; mean ± sample std over seeds)")
+    _print_group(group, aggregate)
+
+
+def _resume_seeds(group: Path, quiet: bool) -> None:
+    from sigerec.training import runner
+
+    group, aggregate = runner.resume_seeds(group, progress_factory=lambda c: _progress(c, quiet), warn=warn)
+    _print_group(group, aggregate)
+
+
+def _print_group(group: Path, aggregate: dict) -> None:
+    from sigerec.training.run_report import aggregate_rows, format_table
+
+    seeds = ", ".join(map(str, aggregate["seeds"]))
+    typer.echo(f"group folder: {group} (seeds {seeds}; mean ± sample std over seeds)")
     typer.echo(format_table(aggregate_rows(aggregate)), nl=False)
 
 

@@ -4,7 +4,9 @@ benchmarks use, so both train exactly the same way."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import itertools
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.evaluation.metrics import METRIC_NAMES
 from sigerec.models import get_model_class
+from sigerec.safe_write import create_folder
 from sigerec.training.run_directory import RunDirectory
-from sigerec.training.seeds import aggregate_summaries, write_aggregate
+from sigerec.training.seeds import aggregate_summaries, group_seeds, seed_folder, write_aggregate
 from sigerec.training.trainer import Trainer
 
 
@@ -99,16 +102,17 @@ def train(
     ``prepared`` is the result of :func:`prepare` when the caller checked the run first;
     ``announce(path)`` is called once the run folder exists, before training starts.
     The run folder is ``<model>-<dataset>-<time>`` unless ``run_name`` names a new folder.
+    It appears with its ``config.yaml`` in it, so a kill leaves no folder or one that
+    ``sigerec train --resume`` finishes.
     """
     if prepared is not None and prepared.config is not config:
         raise ValueError("runner.train: `prepared` was made by runner.prepare for another config")
     trainer = prepared if prepared is not None else prepare(config, warn=warn)
-    if run_name is None:
-        run = RunDirectory.create(runs_root, config.model, trainer.dataset.name)
-    else:
-        run = RunDirectory(Path(runs_root) / run_name)
-        run.path.mkdir(parents=True)  # exist_ok=False: never train into another run's folder
-    run.write_config(config.to_dict())
+    names = [run_name] if run_name is not None else run_folder_names(config.model, trainer.dataset.name)
+    # Never trains into an existing folder: another run's, or a name given twice.
+    run = RunDirectory(
+        create_folder(Path(runs_root), names, lambda staging: RunDirectory(staging).write_config(config.to_dict()))
+    )
     if announce is not None:
         announce(run.path)
     trainer.run = run
@@ -117,52 +121,90 @@ def train(
     return run, trainer.fit()
 
 
+def run_folder_names(model: str, dataset: str) -> Iterator[str]:
+    """``<model>-<dataset>-<YYYYmmdd-HHMMSS>``, then the same with ``-2``, ``-3``, ... (the first free one is used)."""
+    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    yield base
+    for n in itertools.count(2):
+        yield f"{base}-{n}"
+
+
 def train_seeds(
     config: RunConfig,
     seeds: Sequence[int],
     runs_root: str | Path = "runs",
     progress_factory: Callable[[RunConfig], Any] | None = None,
     warn=None,
-    announce: Callable[[int, Path], None] | None = None,
+    announce: Callable[[Path], None] | None = None,
 ) -> tuple[Path, dict]:
     """Train ``config`` once per seed into a group folder; returns it and its aggregate.
 
     The group is ``<runs_root>/<model>-<dataset>-seeds-<time>/``, holding one ordinary run
-    folder per seed, ``seed-<n>`` (each resumable with ``sigerec train --resume``), and
+    folder per seed, ``seed-<n>`` (:func:`sigerec.training.seeds.seed_folder`), and
     ``aggregate.json`` (:func:`sigerec.training.seeds.aggregate_summaries`), written once every
-    seed has finished. Each seed's run is exactly ``train`` of ``config`` with that seed.
-    ``progress_factory(config)`` gives each seed's progress context; ``announce(seed, run_path)``
-    is called as each run folder is made.
+    seed has finished. Each seed's run is exactly ``train`` of ``config`` with that seed; seeds
+    train in ascending order. The group appears with every seed's run folder (config only) in
+    it, so an interrupted group is finished by :func:`resume_seeds`. ``progress_factory(config)``
+    gives each seed's progress context; ``announce(group)`` is called once the group folder exists.
     """
     if not seeds:
         raise SigerecError("--seeds: give at least one seed, e.g. --seeds 1,2,3.")
+    seeds = sorted(seeds)  # the order resume_seeds finds them in, so both aggregate alike
     # replace() builds a new TrainingConfig, so each seed's settings are checked again.
     configs = [dataclasses.replace(config, training=dataclasses.replace(config.training, seed=s)) for s in seeds]
     prepared = prepare(configs[0], warn=warn)  # refuse before the group folder exists
-    dataset = prepared.dataset  # loaded once; each seed builds its own model on it
+
+    def build(staging: Path) -> None:
+        for seed, seed_config in zip(seeds, configs):
+            (staging / seed_folder(seed)).mkdir()
+            RunDirectory(staging / seed_folder(seed)).write_config(seed_config.to_dict())
+
     # The group folder is named and made unique as run folders are, with "-seeds" after the dataset.
-    group = RunDirectory.create(runs_root, config.model, f"{prepared.dataset.name}-seeds").path
-    run_names, summaries = [], []
-    for seed, seed_config in zip(seeds, configs):
-        if prepared is None:
-            prepared = Trainer(seed_config, dataset, run=None)
-        on_run_folder = (lambda path, seed=seed: announce(seed, path)) if announce is not None else None
-        with progress_factory(seed_config) if progress_factory is not None else nullcontext() as progress:
-            run, summary = train(
-                seed_config,
-                group,
-                progress=progress,
-                warn=warn,
-                announce=on_run_folder,
-                prepared=prepared,
-                run_name=f"seed-{seed}",
-            )
-        prepared = None
-        run_names.append(run.path.name)
+    group = create_folder(Path(runs_root), run_folder_names(config.model, f"{prepared.dataset.name}-seeds"), build)
+    if announce is not None:
+        announce(group)
+    return group, _finish_seeds(group, seeds, prepared, progress_factory, warn)
+
+
+def resume_seeds(
+    group: str | Path, progress_factory: Callable[[RunConfig], Any] | None = None, warn=None
+) -> tuple[Path, dict]:
+    """Finish an interrupted group of :func:`train_seeds`: every seed's run is resumed (or started), then
+    ``aggregate.json`` is written. A finished group is left as it is."""
+    group = Path(group)
+    seeds = group_seeds(group)
+    if not seeds:
+        raise SigerecError(f"{group}: not a group folder (no seed-<n>/config.yaml); give a folder made by --seeds.")
+    first = RunDirectory.existing(group / seed_folder(seeds[0]))
+    prepared = prepare(load_run_config(first), warn=warn) if first.read_summary() is None else None
+    return group, _finish_seeds(group, seeds, prepared, progress_factory, warn)
+
+
+def _finish_seeds(
+    group: Path,
+    seeds: Sequence[int],
+    prepared: Trainer | None,
+    progress_factory: Callable[[RunConfig], Any] | None,
+    warn,
+) -> dict:
+    """Run each seed's run folder to its end (finished ones are kept), then write the aggregate."""
+    dataset = prepared.dataset if prepared is not None else None  # loaded once; each seed builds its own model
+    summaries = []
+    for seed in seeds:
+        run = RunDirectory.existing(group / seed_folder(seed))
+        summary = run.read_summary()
+        if summary is None:
+            seed_config = load_run_config(run)
+            if prepared is None:
+                dataset = dataset if dataset is not None else load_run_dataset(seed_config, warn=warn)
+                prepared = Trainer(seed_config, dataset, run=None)
+            with progress_factory(seed_config) if progress_factory is not None else nullcontext() as progress:
+                _, summary = resume(run.path, progress=progress, warn=warn, prepared=prepared)
+            prepared = None
         summaries.append(summary)
-    aggregate = aggregate_summaries(seeds, run_names, summaries)
+    aggregate = aggregate_summaries(seeds, [seed_folder(seed) for seed in seeds], summaries)
     write_aggregate(group, aggregate)
-    return group, aggregate
+    return aggregate
 
 
 def load_run_config(run: RunDirectory, device: str | None = None) -> RunConfig:

@@ -1,7 +1,9 @@
-"""The same settings trained under several seeds: parsing ``--seeds`` and the group's aggregate.
+"""The same settings trained under several seeds: parsing ``--seeds``, the group folder and its aggregate.
 
-A group folder (``sigerec train --seeds``) holds one ordinary run folder per seed and
-``aggregate.json``: the mean and standard deviation of every metric over the seeds.
+A group folder (``sigerec train --seeds``) holds one ordinary run folder per seed
+(``seed-<n>``, all made when the group is, so ``sigerec train --resume GROUP`` can finish an
+interrupted group) and, once every seed has finished, ``aggregate.json``: the mean and
+standard deviation of every metric over the seeds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sigerec.errors import SigerecError
 from sigerec.safe_write import atomic_write
 
 AGGREGATE_FILE = "aggregate.json"
+SEED_FOLDER_PREFIX = "seed-"
 STD_NOTE = "sample standard deviation over seeds (ddof=1); null for a single seed"
 
 
@@ -34,6 +37,26 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             raise SigerecError(f"--seeds {text!r}: seed {seed} is given twice; each seed trains one run.")
         seeds.append(seed)
     return tuple(seeds)
+
+
+def seed_folder(seed: int) -> str:
+    """The run folder of ``seed`` inside its group: ``seed-<n>``."""
+    return f"{SEED_FOLDER_PREFIX}{seed}"
+
+
+def group_seeds(path: Path) -> list[int]:
+    """The seeds of a group folder, ascending (the order they train in); empty for any other folder."""
+    from sigerec.training.run_directory import CONFIG_FILE  # torch stays out of the CLI's start
+
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file() or not path.is_dir():
+        return []
+    seeds = []
+    for config in path.glob(f"{SEED_FOLDER_PREFIX}*/{CONFIG_FILE}"):
+        number = config.parent.name.removeprefix(SEED_FOLDER_PREFIX)
+        if number.lstrip("-").isdigit():
+            seeds.append(int(number))
+    return sorted(seeds)
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float | None]:

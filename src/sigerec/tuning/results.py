@@ -76,15 +76,43 @@ def write_outputs(study: optuna.Study, out: Path, metric: str) -> dict[str, Path
     return written
 
 
+FINAL_SEEDS_FOLDER = "final-seeds"
+
+
 def train_final_seeds(settings, seeds: list[int]) -> tuple[Path, dict]:
-    """The selected settings (``best.yaml``) trained once per seed into ``<out>/final-seeds``."""
+    """The selected settings (``best.yaml``) trained once per seed into ``<out>/final-seeds``.
+
+    A group an earlier, interrupted run of the same command started there is finished
+    rather than started again.
+    """
     from sigerec.training import runner
 
     flags = {"device": settings.device} if settings.device else None
     config = runner.resolve_config(
         settings.model, settings.data, config_file=settings.out / BEST_SETTINGS_FILE, flags=flags
     )
-    return runner.train_seeds(config, seeds, settings.out / "final-seeds")
+    root = settings.out / FINAL_SEEDS_FOLDER
+    earlier = _group_of(root, config, seeds)
+    if earlier is not None:
+        return runner.resume_seeds(earlier)
+    return runner.train_seeds(config, seeds, root)
+
+
+def _group_of(root: Path, config, seeds: list[int]) -> Path | None:
+    """The group folder under ``root`` that trains ``config`` with ``seeds``, if there is one."""
+    import dataclasses
+
+    from sigerec.training.run_directory import RunDirectory
+    from sigerec.training.seeds import group_seeds, seed_folder
+
+    groups = sorted(root.iterdir()) if root.is_dir() else []
+    for group in groups:
+        if group_seeds(group) != sorted(seeds):
+            continue
+        first = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=min(seeds)))
+        if RunDirectory(group / seed_folder(min(seeds))).read_config() == first.to_dict():
+            return group
+    return None
 
 
 def _plots(study: optuna.Study, out: Path) -> dict[str, Path]:

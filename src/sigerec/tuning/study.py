@@ -11,6 +11,7 @@ the selected trial.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -129,7 +130,8 @@ def open_study(settings: TuneSettings, sampler: optuna.samplers.BaseSampler | No
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
-    """Run again, with the same settings, trials a killed search left running or failed by interruption.
+    """Run again, with the same settings, trials a killed search left running or failed by interruption
+    (Ctrl-C or a write error such as a full disk).
 
     Such a trial is marked failed (the sampler ignores failed trials) and its settings are
     queued, with its run folder, so the next trial continues that run from its last checkpoint.
@@ -186,8 +188,9 @@ def make_objective(settings: TuneSettings, announce: Callable[[str], None] = pri
                     prepared=trainer,
                     announce=lambda path: trial.set_user_attr(RUN_DIR, str(path)),
                 )
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
+        except (KeyboardInterrupt, OSError):  # Ctrl-C, a full disk: the next run continues this trial
+            with contextlib.suppress(Exception):  # the study's own disk may be the full one
+                trial.set_user_attr("interrupted", True)
             raise
         for name, value in trial_attributes(summary).items():
             trial.set_user_attr(name, value)
