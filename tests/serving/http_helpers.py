@@ -140,3 +140,5 @@ class ServeProcess:
         self.process.send_signal(signal.SIGINT)
         self.output, _ = self.process.communicate(timeout=30)
         self.returncode = self.process.returncode
+        if exc[0] is not None:
+            print(self.output)  # pytest shows it with the failure

@@ -32,6 +32,7 @@ from sigerec.serving.settings import (
 MODEL_DIR_VARIABLE = "SIGEREC_MODEL_DIR"
 INDEX_VARIABLE = "SIGEREC_INDEX"
 ACCESS_LOG_VARIABLE = "SIGEREC_ACCESS_LOG"
+WORKER_START_SECONDS = 120
 
 logger = logging.getLogger("sigerec.serving")
 
@@ -194,7 +195,14 @@ def run_server(
             if api_key_file is not None:
                 os.environ[API_KEY_FILE_VARIABLE] = str(Path(api_key_file).resolve())
             config = uvicorn.Config(
-                "sigerec.serving.server:app_from_environment", factory=True, workers=workers, **options
+                "sigerec.serving.server:app_from_environment",
+                factory=True,
+                workers=workers,
+                # On a reload (SIGHUP) uvicorn gives each new worker this long to load the model
+                # before it gives up and keeps the old one; its default of 5 s is too short for
+                # a large catalogue on a busy machine.
+                timeout_worker_healthcheck=WORKER_START_SECONDS,
+                **options,
             )
             Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
