@@ -52,7 +52,18 @@ class ModelFolder:
 
     @classmethod
     def load(cls, path: str | Path) -> ModelFolder:
+        """Read and check a model folder; every problem is a SigerecError naming the file."""
         path = Path(path)
+        try:
+            return cls._load(path)
+        except OSError as error:
+            where = error.filename or path
+            raise SigerecError(f"{where}: cannot be read ({error.strerror}); check the model folder's path.") from None
+        except (ValueError, EOFError) as error:  # NumPy/SciPy on a file that passed its checksum yet is malformed
+            raise SigerecError(f"{path}: a file cannot be read ({error}); export the model again.") from None
+
+    @classmethod
+    def _load(cls, path: Path) -> ModelFolder:
         manifest = _read_manifest(path)
         for name in (*REQUIRED_FILES, *([TITLES] if TITLES in manifest["files"] else [])):
             _check_file(path, name, manifest)
@@ -250,6 +261,10 @@ def _read_manifest(path: Path) -> dict:
         )
     if not isinstance(manifest.get("files"), dict):
         raise SigerecError(f"{manifest_path}: no 'files' list; export the model again.")
+    for name in manifest["files"]:
+        # Names, not paths: a manifest can never make the loader read outside its folder.
+        if not isinstance(name, str) or name != Path(name).name or name in ("", ".", ".."):
+            raise SigerecError(f"{manifest_path}: lists {name!r}, which is not a file name in the folder; refused.")
     return manifest
 
 
@@ -260,5 +275,7 @@ def _check_file(folder: Path, name: str, manifest: dict) -> None:
         raise SigerecError(f"{folder / MANIFEST}: does not list {name}; export the model again.")
     if not path.exists():
         raise SigerecError(f"{path}: missing from the model folder; export the model again.")
+    if path.is_symlink() or not path.is_file():
+        raise SigerecError(f"{path}: not a regular file (a link or folder); refused. Export the model again.")
     if path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
         raise SigerecError(f"{path}: checksum mismatch (the file is corrupt or was changed); export the model again.")
