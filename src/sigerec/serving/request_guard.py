@@ -94,17 +94,22 @@ class RequestGuard:
                 access_logger.info(_access_line(scope, request_id, answer["status"], seconds))
 
     def _authorised(self, headers: Headers) -> bool:
-        supplied = headers.get("x-api-key")
-        if supplied is None:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            supplied = token.strip() if scheme.lower() == "bearer" else None
-        return supplied is not None and hmac.compare_digest(supplied.encode(), self.api_key)
+        """A key in at least one of the two headers, and no wrong key in either."""
+        supplied = [key.encode() for key in (headers.get("x-api-key"), _bearer_token(headers)) if key is not None]
+        return bool(supplied) and all(hmac.compare_digest(key, self.api_key) for key in supplied)
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_body_bytes} bytes."
 
 
 _MISSING_KEY = "missing or wrong API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+
+
+def _bearer_token(headers: Headers) -> str | None:
+    if "authorization" not in headers:
+        return None
+    scheme, _, token = headers["authorization"].partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""  # another scheme counts as a wrong key
 
 
 def _request_id(supplied: str | None) -> str:
