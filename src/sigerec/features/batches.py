@@ -49,7 +49,7 @@ class BatchCache:
         if not path.exists():
             return None
         try:
-            with np.load(path) as stored:
+            with np.load(path, allow_pickle=False) as stored:
                 return stored["vectors"], stored["ok"]
         except (OSError, ValueError, KeyError):
             return None  # a batch cut off mid-write is simply encoded again
