@@ -68,7 +68,9 @@ class TextEncoder:
             except ImportError:
                 raise SigerecError(f"text encoding needs sentence-transformers: {TEXT_EXTRA_HINT}.") from None
             try:
-                self._model = SentenceTransformer(str(self.model_path), device="cpu")
+                # No code from the model folder: remote code off (transformers loads .bin weights
+                # with weights_only=True, and safetensors holds only tensors).
+                self._model = SentenceTransformer(str(self.model_path), device="cpu", trust_remote_code=False)
             except Exception as error:  # noqa: BLE001 - any loader failure means the folder is not a model
                 raise SigerecError(
                     f"{self.model_path}: cannot be loaded as a sentence-transformers model ({error})."
