@@ -90,7 +90,8 @@ def write_folder(target: Path, build: Callable[[Path], object], keep: Callable[[
         staging = _staging_folder(target)
         try:
             _step("building", target)
-            build(staging)
+            with _naming_newest_file(staging):
+                build(staging)
             _flush_tree(staging)
             _step("built", target)
             with _folder_lock(target.parent):
@@ -120,7 +121,8 @@ def create_folder(parent: Path, names: Iterable[str], build: Callable[[Path], ob
         staging = _staging_folder(parent / first)
         try:
             _step("building", parent / first)
-            build(staging)
+            with _naming_newest_file(staging):
+                build(staging)
             _flush_tree(staging)
             _copy_mode(None, staging)
             for name in itertools.chain([first], names):
@@ -172,6 +174,20 @@ def _naming(output: Path):
         named = error.filename
         if named is None or any(mark in str(named) for mark in _MARKS):
             error.filename = str(_inside_output(named, output))
+        raise
+
+
+@contextmanager
+def _naming_newest_file(staging: Path):
+    """An OSError without a file name, raised while a folder is built, names the file being written:
+    the newest one (numpy, pyarrow and torch do not say which file they were writing)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            written = [path for path in staging.rglob("*") if path.is_file()]
+            if written:
+                error.filename = str(max(written, key=lambda path: path.stat().st_mtime_ns))
         raise
 
 
@@ -363,6 +379,9 @@ def _flush(path: Path) -> None:
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
     finally:
         os.close(handle)
 

@@ -22,7 +22,7 @@ WRITE_ERROR_EXIT_CODE = 1
 INTERRUPTED_EXIT_CODE = 130
 _stderr = Console(stderr=True)
 
-RUN_AGAIN = "then run the same command again (it continues where it stopped)"
+RUN_AGAIN = "then run the same command again (a training run continues with sigerec train --resume RUN_DIR)"
 # What each system error means to the user and what to do about it.
 WRITE_PROBLEMS = {
     errno.ENOSPC: f"the disk is full. Free space there, {RUN_AGAIN}",

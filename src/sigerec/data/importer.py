@@ -38,7 +38,7 @@ from sigerec.data.tabular import (
     timestamp_column,
 )
 from sigerec.errors import SigerecError
-from sigerec.safe_write import write_folder
+from sigerec.safe_write import remove_leftovers, write_folder
 
 RATING_COLUMN = "rating"
 TIME_COLUMN = "timestamp"
@@ -271,8 +271,9 @@ def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list
         raise SigerecError(f"{out_dir}: exists and is not a folder; choose another --out.")
     other_inters = [p for p in sorted(out_dir.glob("*.inter")) + sorted(out_dir.glob("*.inter.gz")) if p not in files]
     changed = [p for p, content in files.items() if not p.exists() or p.read_bytes() != content]
-    if not changed and not other_inters:
-        return []  # the same dataset is there already: nothing to write
+    if not changed and not other_inters:  # the same dataset is there already: nothing to write
+        remove_leftovers(out_dir.resolve().parent)  # but what a killed earlier import left goes
+        return []
     conflicts = other_inters + [p for p in changed if p.exists()]
     notes = []
     if conflicts:

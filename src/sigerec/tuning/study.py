@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -322,11 +323,38 @@ def run_study(settings: TuneSettings, announce: Callable[[str], None] = print) -
     """Run (or continue) the search until ``settings.trials`` trials finished or the timeout."""
     study, remaining = continue_study(settings, announce)
     if remaining > 0:
-        study.optimize(
-            make_objective(settings, announce),
-            n_trials=remaining,
-            timeout=settings.timeout,
-            callbacks=[progress_callback(settings, announce)],
-            catch=(),
-        )
+        with _quiet_interruptions():
+            study.optimize(
+                make_objective(settings, announce),
+                n_trials=remaining,
+                timeout=settings.timeout,
+                callbacks=[progress_callback(settings, announce)],
+                catch=(),
+            )
     return study
+
+
+class _DropInterruptions(logging.Filter):
+    """Drops Optuna's log of a trial stopped by Ctrl-C or a write error (a traceback and a line):
+    the command line reports those in one message, and the next run reruns the trial."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, OSError)):
+            self.dropped = True
+            return False
+        return not (self.dropped and "failed with value" in record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet_interruptions():
+    logger = logging.getLogger("optuna.study._optimize")
+    quiet = _DropInterruptions()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
