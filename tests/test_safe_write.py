@@ -100,6 +100,24 @@ def test_without_an_atomic_swap_the_folder_is_still_replaced(tmp_path, monkeypat
     assert (folder / "a").read_text() == "new" and os.listdir(tmp_path) == ["model"]
 
 
+def test_a_mount_point_has_its_entries_replaced_one_by_one(tmp_path, monkeypatch):
+    """A volume mounted at the output folder cannot be renamed; its entries can."""
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    for name in ("a", "old-only", "kept"):
+        (folder / name).write_text("old")
+    (folder / "cache").mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == folder)
+
+    def build(staging: Path) -> None:
+        (staging / "a").write_text("new")
+        (staging / "cache").mkdir()
+
+    write_folder(folder, build, keep=lambda name: name == "kept")
+    assert sorted(os.listdir(folder)) == ["a", "cache", "kept"] and (folder / "a").read_text() == "new"
+    assert (folder / "kept").read_text() == "old" and os.listdir(tmp_path) == ["volume"]
+
+
 def test_a_symlinked_folder_is_replaced_where_it_lives_and_the_link_stays(tmp_path):
     (tmp_path / "disk").mkdir()
     (tmp_path / "disk" / "a").write_text("old")

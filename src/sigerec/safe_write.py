@@ -80,25 +80,33 @@ def write_folder(target: Path, build: Callable[[Path], object], keep: Callable[[
     ``keep(name)`` says so; the others disappear with the old folder. The staging folder then
     swaps places with ``target`` in one rename, so a kill at any moment leaves the old folder or
     the new one; what is left beside it is removed by the next write there.
+
+    A mount point (a Docker volume, say) cannot be renamed: there the staging folder is made
+    inside it and its entries replace the old ones one by one, each whole.
     """
     target = _real_path(Path(target))
     with _naming(target):
         if target.exists() and not target.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(target.parent)
-        staging = _staging_folder(target)
+        in_place = os.path.ismount(target)
+        home = target if in_place else target.parent
+        home.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(home)
+        staging = _staging_folder(target, home)
         try:
             _step("building", target)
             with _naming_newest_file(staging):
                 build(staging)
             _flush_tree(staging)
             _step("built", target)
-            with _folder_lock(target.parent):
-                if keep is not None and target.is_dir():
-                    _carry_over(target, staging, keep)
-                _copy_mode(target, staging)
-                _swap(staging, target)
+            with _folder_lock(home):
+                if in_place:
+                    _replace_entries(staging, target, keep)
+                else:
+                    if keep is not None and target.is_dir():
+                        _carry_over(target, staging, keep)
+                    _copy_mode(target, staging)
+                    _swap(staging, target)
             _step("swapped", target)
         finally:
             if staging.exists():  # the old folder after a swap, or an unfinished build
@@ -118,7 +126,7 @@ def create_folder(parent: Path, names: Iterable[str], build: Callable[[Path], ob
     with _naming(parent / first):
         parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(parent)
-        staging = _staging_folder(parent / first)
+        staging = _staging_folder(parent / first, parent)
         try:
             _step("building", parent / first)
             with _naming_newest_file(staging):
@@ -248,8 +256,30 @@ def _real_path(target: Path) -> Path:
     return target.resolve()
 
 
-def _staging_folder(target: Path) -> Path:
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{STAGING_MARK}{_process_tag()}."))
+def _staging_folder(target: Path, home: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=home, prefix=f".{target.name}{STAGING_MARK}{_process_tag()}."))
+
+
+def _replace_entries(staging: Path, target: Path, keep: Callable[[str], bool] | None) -> None:
+    """Move what ``staging`` (inside ``target``) holds into ``target`` entry by entry, then drop the
+    old entries ``keep`` does not keep."""
+    written = {entry.name for entry in staging.iterdir()}
+    for entry in staging.iterdir():
+        destination = target / entry.name
+        if destination.is_dir() and not destination.is_symlink() and not _exchange(entry, destination):
+            shutil.rmtree(destination)
+        if not destination.exists():
+            entry.rename(destination)
+        elif not destination.is_dir():
+            os.replace(entry, destination)
+    for entry in target.iterdir():
+        if entry.name in written or entry == staging or _owner(entry.name) or (keep is not None and keep(entry.name)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    _flush_folder(target)
 
 
 def _carry_over(old: Path, staging: Path, keep: Callable[[str], bool]) -> None:
@@ -365,7 +395,10 @@ def _folder_lock(folder: Path):
         return
     handle = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network ones): go on unlocked
+            pass
         yield
     finally:
         os.close(handle)
