@@ -74,10 +74,16 @@ def _feature_stats(folder: Path, n_items: int) -> dict[str, dict]:
     """
     stats = {}
     for modality, features in read_features(folder, n_items).items():
-        provenance = read_provenance(folder, modality)
-        if provenance is not None and provenance.get("n_items") == n_items:
-            coverage, source = float(provenance["coverage"]), " + ".join(source_files(provenance))
+        provenance = read_provenance(folder, modality) or {}
+        recorded = provenance.get("coverage")
+        if provenance.get("n_items") == n_items and _is_share(recorded):
+            coverage, source = float(recorded), " + ".join(source_files(provenance))
         else:
             coverage, source = float(np.any(features != 0, axis=1).mean()), ""
         stats[modality] = {"dim": int(features.shape[1]), "coverage": coverage, "source": source}
     return stats
+
+
+def _is_share(value) -> bool:
+    """A number in [0, 1]: a provenance file edited by hand may hold anything."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1

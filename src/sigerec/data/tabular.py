@@ -25,6 +25,11 @@ JSON_LINES_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 RECBOLE_TYPE_SUFFIX = re.compile(r":(token|token_seq|float|float_seq)$")
 
 
+def one_line(error: BaseException) -> str:
+    """A library's error message on one line, to quote in ours (the CLI prints one line per error)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 @dataclass
 class RawTable:
     """The source file as string columns, with each row's place in the file for messages."""
