@@ -301,12 +301,15 @@ def _read_clean_integers(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     required = set(REQUIRED_COLUMNS) <= set(frame.columns)
     if renamed_twice or not required or len(frame) == 0 or frame.isna().to_numpy().any():
         return None
-    if any(frame[name].dtype != np.int64 for name in REQUIRED_COLUMNS):  # "True", "1.0", "1e3" ... too
+    columns = [frame[name].to_numpy() for name in REQUIRED_COLUMNS]
+    # Integers, or floats with integral values ("1.0", "1e3", as the careful path accepts them);
+    # any other dtype means text somewhere ("True", which pandas would read as 1 if asked for integers).
+    if not all(c.dtype == np.int64 or (c.dtype == np.float64 and (c == np.round(c)).all()) for c in columns):
         return None
-    users, items, labels = (frame[name].to_numpy() for name in REQUIRED_COLUMNS)
-    if min(users.min(), items.min()) < 0 or max(users.max(), items.max()) > MAX_ID:
+    if any(np.abs(c).max() > MAX_ID for c in columns):  # checked before the cast: 1e300 has no int64
         return None
-    if not np.isin(labels, list(SPLIT_LABELS)).all():
+    users, items, labels = (c.astype(np.int64) for c in columns)
+    if min(users.min(), items.min()) < 0 or not np.isin(labels, list(SPLIT_LABELS)).all():
         return None
     if _far_beyond_the_other_ids(users).any() or _far_beyond_the_other_ids(items).any():
         return None
