@@ -10,6 +10,7 @@ import difflib
 import gzip
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,41 +66,90 @@ def read_table(path: Path, sep: str | None = None) -> RawTable:
 
 
 def _read_text(path: Path, sep: str | None) -> RawTable:
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Delimited text; the header line is read as a row too, so that a line with more values than
+    the header is an error (pandas would otherwise shift every column of a longer first row by one)."""
+    delimiter = None
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        with _open_text(path) as handle:
             header = handle.readline()
         delimiter = _delimiter(path, header, sep)
         frame = pd.read_csv(
             path,
-            sep=delimiter,
+            sep=delimiter if len(delimiter) == 1 else re.escape(delimiter),  # longer ones: a regex to pandas
             engine="c" if len(delimiter) == 1 else "python",  # only the python engine takes "::"
+            header=None,
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=False,
             encoding="utf-8-sig",
         )
     except UnicodeDecodeError:
-        raise SigerecError(f"{path}: not UTF-8 text. Save it as UTF-8, or name a Parquet file '.parquet'.") from None
+        raise SigerecError(_not_utf8_message(path)) from None
     except pd.errors.ParserError as error:
-        shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
-        raise SigerecError(
-            f"{path}: cannot be parsed with delimiter {shown} ({str(error).strip()}). "
-            "Check that line's quoting and field count, or force the delimiter with --sep."
-        ) from None
-    except OSError as error:
-        raise SigerecError(f"{path}: cannot be read ({error.strerror or error}).") from None
+        raise SigerecError(_parser_error_message(path, delimiter, error)) from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise SigerecError(_unreadable_message(path, error)) from None
     frame = frame.fillna("")
+    header_row, frame = frame.iloc[0], frame.iloc[1:].reset_index(drop=True)
+    frame.columns = [str(name) for name in header_row]
     # Blank lines are read as empty rows (not skipped) so that row i stays on line i + 2.
     blank = (frame == "").all(axis=1).to_numpy()
     positions = np.flatnonzero(~blank) + 2
     return RawTable(path, frame[~blank].reset_index(drop=True), positions, "line")
 
 
+def _open_text(path: Path):
+    return (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _parser_error_message(path: Path, delimiter: str | None, error: Exception) -> str:
+    shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    counts = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+    if counts:
+        expected, line, saw = counts.groups()
+        return (
+            f"{path}, line {line}: {saw} values separated by {shown}, but the header has {expected}. "
+            "Check that line's quoting and field count, or force the delimiter with --sep."
+        )
+    return (
+        f"{path}: cannot be parsed with delimiter {shown} ({one_line(error)}). "
+        "Check that line's quoting and field count, or force the delimiter with --sep."
+    )
+
+
+def _unreadable_message(path: Path, error: BaseException) -> str:
+    if path.suffix == ".gz" and not isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
+        return f"{path}: cannot be read as gzip ({one_line(error)}); a .gz name needs complete gzip content."
+    return f"{path}: cannot be read ({getattr(error, 'strerror', None) or one_line(error)})."
+
+
+def _not_utf8_message(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits (line numbers count the header as 1)."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+            data = handle.read()
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        return (
+            f"{path}, line {line}: byte 0x{data[error.start]:02x} is not UTF-8 text. Save it as UTF-8, "
+            "or name a Parquet file '.parquet'."
+        )
+    except (OSError, EOFError, zlib.error):
+        pass
+    return f"{path}: not UTF-8 text. Save it as UTF-8, or name a Parquet file '.parquet'."
+
+
 def _delimiter(path: Path, header: str, sep: str | None) -> str:
     """``--sep`` if given (``\\t`` or ``tab`` mean a tab), else the most frequent of tab, comma, semicolon in the header."""
     if sep is not None:
-        return "\t" if sep in {"\\t", "tab", "\t"} else sep
+        delimiter = "\t" if sep in {"\\t", "tab", "\t"} else sep
+        if not delimiter or any(character in delimiter for character in '\r\n"'):
+            raise SigerecError(
+                f"--sep {sep!r}: give the character(s) between two values, e.g. ';' or tab "
+                "(not empty, a line break or a quote)."
+            )
+        return delimiter
     counts = {delimiter: header.count(delimiter) for delimiter in DELIMITER_NAMES}
     best = max(counts, key=counts.get)
     if counts[best] == 0:
@@ -112,27 +162,27 @@ def _delimiter(path: Path, header: str, sep: str | None) -> str:
 
 def _read_json_lines(path: Path) -> RawTable:
     """One JSON object per line; lists (e.g. Amazon's nested categories) become joined text."""
-    opener = gzip.open if path.suffix == ".gz" else open
     records, positions = [], []
     try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:
+        with _open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError as error:
+                except (ValueError, RecursionError) as error:  # also numbers too long for Python, deep nesting
+                    detail = error.msg if isinstance(error, json.JSONDecodeError) else one_line(error)
                     raise SigerecError(
-                        f"{path}, line {number}: not valid JSON ({error.msg}). Each line must hold one JSON object."
+                        f"{path}, line {number}: not valid JSON ({detail}). Each line must hold one JSON object."
                     ) from None
                 if not isinstance(record, dict):
                     raise SigerecError(f"{path}, line {number}: expected a JSON object {{...}} per line.")
                 records.append({key: _json_text(value) for key, value in record.items()})
                 positions.append(number)
     except UnicodeDecodeError:
-        raise SigerecError(f"{path}: not UTF-8 text. Save it as UTF-8.") from None
-    except OSError as error:
-        raise SigerecError(f"{path}: cannot be read ({error.strerror or error}).") from None
+        raise SigerecError(_not_utf8_message(path)) from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise SigerecError(_unreadable_message(path, error)) from None
     frame = pd.DataFrame.from_records(records).fillna("").astype(str)
     return RawTable(path, frame, np.array(positions, dtype=np.int64), "line")
 
@@ -153,28 +203,36 @@ def _read_parquet(path: Path) -> RawTable:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # not read_table: it refuses two columns of one name, unexplained
     except (OSError, pa.ArrowException) as error:
-        raise SigerecError(f"{path}: cannot be read as Parquet ({error}).") from None
-    columns = {}
-    for name, column in zip(table.column_names, table.columns):
+        raise SigerecError(f"{path}: cannot be read as Parquet ({one_line(error)}).") from None
+    columns = []
+    for name, column_values in zip(table.column_names, table.columns):
         try:
             # Arrow's cast keeps integer ids integral even with nulls ("7", not "7.0").
-            columns[name] = pc.cast(column, pa.string()).to_pandas()
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-            columns[name] = column.to_pandas().astype(str)
-    frame = pd.DataFrame(columns).fillna("").astype(str)
+            columns.append(pc.cast(column_values, pa.string()).to_pandas())
+        except pa.ArrowNotImplementedError:  # nested values (lists, structs): their Python text
+            columns.append(column_values.to_pandas().astype(str))
+        except pa.ArrowInvalid as error:  # e.g. binary values that are not UTF-8
+            raise SigerecError(f"{path}, column '{name}': cannot be read as text ({one_line(error)}).") from None
+    # Positional, so that two columns of one name both stay (``column`` refuses to guess between them).
+    frame = pd.DataFrame(dict(enumerate(columns)), index=pd.RangeIndex(table.num_rows)).fillna("").astype(str)
+    frame.columns = table.column_names
     return RawTable(path, frame, np.arange(1, len(frame) + 1), "row")
 
 
 def column(table: RawTable, name: str, option: str) -> pd.Series:
     """A column by name, or an error suggesting the closest existing name."""
     columns = [str(c) for c in table.frame.columns]
+    where = f"{table.path}, line 1" if table.unit == "line" else str(table.path)
+    if columns.count(name) > 1:
+        raise SigerecError(
+            f"{where}: {columns.count(name)} columns are named '{name}' (given by {option}); rename all but one."
+        )
     if name in columns:
         return table.frame[name].astype(str).str.strip()
     close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    where = f"{table.path}, line 1" if table.unit == "line" else str(table.path)
     raise SigerecError(f"{where}: no column '{name}' (given by {option}).{hint} The columns are: {', '.join(columns)}.")
 
 
