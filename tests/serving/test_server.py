@@ -55,6 +55,21 @@ def test_sigerec_serve_answers_over_http_until_interrupted(exported_model):
         assert httpx.get(server.url + "/model").json()["model"] == "lightgcn"
     assert server.returncode == 0, server.output
     assert f"listening on {server.url} (API docs: {server.url}/docs)" in server.output
+    assert "WARNING" not in server.output  # loopback without a key is fine
+
+
+def test_serve_warns_when_it_listens_beyond_loopback_without_a_key(exported_model):
+    with ServeProcess(exported_model, "--host", "0.0.0.0") as server:
+        assert httpx.get(server.url + "/health").status_code == 200
+    assert "WARNING: listening on 0.0.0.0 without an API key" in server.output
+
+
+@pytest.mark.parametrize("key", [None, "short"])
+def test_serve_refuses_a_missing_or_weak_key_file_before_listening(exported_model, tmp_path, key):
+    if key is not None:
+        (tmp_path / "key").write_text(key)
+    result = cli.invoke(cli_app, ["serve", str(exported_model), "--api-key-file", str(tmp_path / "key")])
+    assert result.exit_code == 2 and "--api-key-file" in result.output and "Traceback" not in result.output
 
 
 def test_keep_alive_answers_on_the_serve_socket_do_not_wait_for_delayed_acks(service):
