@@ -256,6 +256,25 @@ def test_train_seeds_killed_at_any_step_is_finished_by_resuming_the_group(tiny_d
 # --- export: a model folder swapped in whole ---------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def two_trained_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Two finished BPR runs (seeds 1 and 2, one epoch) of 4 users and 6 items: inputs of `sigerec export`."""
+    root = tmp_path_factory.mktemp("two-runs")
+    (root / "tiny").mkdir()
+    rows = [(user, (user + offset) % 6, min(max(offset - 3, 0), 2)) for user in range(4) for offset in range(6)]
+    lines = ["userID\titemID\tx_label", *(f"{user}\t{item}\t{label}" for user, item, label in rows)]
+    (root / "tiny" / "tiny.inter").write_text("\n".join(lines) + "\n")
+    runs = []
+    for seed in (1, 2):
+        out = root / f"runs-{seed}"
+        arguments = ["train", "--data", root / "tiny", "--model", "bpr", "--epochs", "1", "-q", "--seed", seed]
+        result = CliRunner().invoke(app, [str(argument) for argument in [*arguments, "--out", out]])
+        assert result.exit_code == 0, result.output
+        (run,) = out.iterdir()
+        runs.append(run)
+    return runs[0], runs[1]
+
+
 def test_export_killed_at_any_step_leaves_the_old_or_the_new_model_folder(two_trained_runs, tmp_path, monkeypatch):
     run_a, run_b = two_trained_runs
     base = tmp_path / "base" / "model"

@@ -80,7 +80,7 @@ SYNTH = ["data", "synth", "--users", "40", "--items", "30", "--interactions", "4
     [("import", "shop"), ("synth", "synth-x"), ("encode", "dataset"), ("export", "model")],
 )
 def test_a_full_disk_names_the_file_and_leaves_the_earlier_output(
-    writer, folder_name, tiny_dataset_dir, tmp_path, monkeypatch, request
+    writer, folder_name, tiny_dataset_dir, tmp_path, monkeypatch
 ):
     out = tmp_path / folder_name
     if writer == "import":
@@ -108,7 +108,10 @@ def test_a_full_disk_names_the_file_and_leaves_the_earlier_output(
         succeed(*command)
         (tmp_path / "items.tsv").write_text("item\tgenres\n0\ta\n2\tb c\n")
     else:
-        run_1, run_2 = request.getfixturevalue("two_trained_runs")
+        train = ["train", "--data", tiny_dataset_dir, "--model", "bpr", "--epochs", "1", "-q", "--out"]
+        succeed(*train, tmp_path / "runs-1", "--seed", "1")
+        succeed(*train, tmp_path / "runs-2", "--seed", "2")
+        (run_1,), (run_2,) = (list((tmp_path / f"runs-{seed}").iterdir()) for seed in (1, 2))
         succeed("export", run_1, "--out", out)
         command = ["export", run_2, "--force", "--out", out]
     before = files(out)
