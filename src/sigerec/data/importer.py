@@ -121,8 +121,8 @@ def import_interactions(
     output = _output_frame(rows, user_ids, item_ids, split.labels)
     files = {
         interaction_file: _tsv(output),
-        out_dir / USER_MAP_FILE: _tsv(pd.DataFrame({RAW_ID_COLUMN: raw_users, USER_COLUMN: range(len(raw_users))})),
-        out_dir / ITEM_MAP_FILE: _tsv(pd.DataFrame({RAW_ID_COLUMN: raw_items, ITEM_COLUMN: range(len(raw_items))})),
+        out_dir / USER_MAP_FILE: _id_map_tsv(raw_users, USER_COLUMN),
+        out_dir / ITEM_MAP_FILE: _id_map_tsv(raw_items, ITEM_COLUMN),
     }
     summary.warnings.extend(_write_dataset(out_dir, files, force))
     return summary
@@ -259,6 +259,16 @@ def _integers_if_whole(values: np.ndarray) -> np.ndarray:
 
 def _tsv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8")
+
+
+def _id_map_tsv(raw_ids, id_column: str) -> bytes:
+    """``raw_id<TAB><id_column>`` rows, the raw id quoted (CSV style) when it holds a tab, a quote or a
+    line break. A lone CR counts as a line break for readers, though pandas' writer leaves it unquoted."""
+    ids = pd.Series(raw_ids, dtype=object).astype(str)
+    special = ids.str.contains('[\t"\r\n]', regex=True)
+    ids[special] = '"' + ids[special].str.replace('"', '""', regex=False) + '"'
+    rows = ids + "\t" + pd.Series(np.arange(len(ids))).astype(str) + "\n"
+    return (f"{RAW_ID_COLUMN}\t{id_column}\n" + "".join(rows)).encode("utf-8")
 
 
 def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list[str]:
