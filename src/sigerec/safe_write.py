@@ -31,6 +31,11 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 KILL_STEP_VARIABLE = "SIGEREC_KILL_AT_WRITE_STEP"
 STEP_LOG_VARIABLE = "SIGEREC_WRITE_STEP_LOG"
 # Leftovers are named ``.<output name><mark><pid>-<start time>...``.
@@ -61,8 +66,15 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         temporary = Path(name)
         try:
             _step("writing", path)
-            write(temporary)
+            try:
+                write(temporary)
+            except Exception as error:
+                unexplained = None if isinstance(error, OSError) else _write_refused(temporary)
+                if unexplained is None:
+                    raise
+                raise unexplained from error
             _flush(temporary)
+            temporary.chmod(_mode_of(path))
             _step("written", path)
             os.replace(temporary, path)
         except BaseException:
@@ -171,6 +183,23 @@ def remove_leftovers(folder: Path) -> None:
 
 
 # --- naming the output in errors ---------------------------------------------------------
+
+# Less free space than this when a write fails for no stated reason: the disk is full.
+NEARLY_FULL_BYTES = 64 << 20
+
+
+def _write_refused(temporary: Path) -> OSError | None:
+    """The OSError behind a write that failed without one, if the disk is full or the file hit the
+    size limit: ``torch.save`` raises ``RuntimeError("... unexpected pos ...")`` for both."""
+    try:
+        if shutil.disk_usage(temporary.parent).free < NEARLY_FULL_BYTES:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+        if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) and temporary.stat().st_size >= limit:
+            return OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    except OSError:
+        pass
+    return None
 
 
 @contextmanager
@@ -306,12 +335,21 @@ def _link_or_copy(source, destination) -> None:
 
 def _copy_mode(old: Path | None, staging: Path) -> None:
     """The new folder gets the old one's permissions (a fresh one the umask's), not mkdtemp's 0700."""
-    if old is not None and old.is_dir():
-        staging.chmod(old.stat().st_mode & 0o7777)
-        return
+    staging.chmod(old.stat().st_mode & 0o7777 if old is not None and old.is_dir() else 0o777 & ~_umask())
+
+
+def _mode_of(path: Path) -> int:
+    """The permissions a rewritten file keeps (a new one the umask's), not mkstemp's 0600."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    staging.chmod(0o777 & ~umask)
+    return umask
 
 
 def _swap(staging: Path, target: Path) -> None:

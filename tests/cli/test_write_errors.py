@@ -3,7 +3,7 @@ do, exit code 1, no traceback, and every earlier output as it was.
 
 The disk fills up in the test's process: ``os.fsync``, which every writer calls on each new file
 before it replaces an old one (``sigerec.safe_write``), raises ENOSPC as a full disk does there.
-One test makes a real write fail instead, in a process whose file size limit is too small.
+Two tests make a real write fail instead, in a process whose file size limit is too small.
 """
 
 from __future__ import annotations
@@ -181,16 +181,31 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
 
 
+def _under_file_size_limit(*args) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "sigerec.cli.main", *map(str, args)]
+    return subprocess.run(command, check=False, preexec_fn=_limit_file_size, capture_output=True, text=True)
+
+
 def test_a_real_write_error_in_a_real_process_names_the_file(tmp_path):
     """No mock: the process may not write files over 1,500 bytes (``ulimit -f``), so the
     interaction file's write fails with EFBIG."""
     out = tmp_path / "synth-x"
     succeed(*SYNTH, "--seed", "1", "--out", out)
     before = files(out)
-    command = [sys.executable, "-m", "sigerec.cli.main", *SYNTH, "--seed", "2", "--force", "--out", str(out)]
-    result = subprocess.run(
-        command, check=False, preexec_fn=_limit_file_size, capture_output=True, text=True, timeout=120
-    )
+    result = _under_file_size_limit(*SYNTH, "--seed", "2", "--force", "--out", out)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"{out / 'synth-x.inter'}: cannot write" in result.stderr and "ulimit -f" in result.stderr
     assert files(out) == before and not leftovers(tmp_path)
+
+
+def test_a_checkpoint_too_large_to_write_names_it_and_the_run_resumes(tiny_dataset_dir, tmp_path):
+    """torch.save says only "unexpected pos" when the disk is full or the file too large; the
+    message still names the checkpoint and what to do."""
+    result = _under_file_size_limit(
+        "train", "--data", tiny_dataset_dir, "--model", "lightgcn", "--epochs", "2", "-q", "--out", tmp_path
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "best.pt: cannot write" in result.stderr and "ulimit -f" in result.stderr
+    (run,) = (path for path in tmp_path.iterdir() if path.is_dir() and path.name.startswith("lightgcn"))
+    succeed("train", "--resume", run, "-q")
+    assert (run / "summary.json").is_file() and not leftovers(tmp_path)
