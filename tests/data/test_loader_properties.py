@@ -213,7 +213,7 @@ def line_edits():
         st.tuples(st.just("add_field"), position, st.sampled_from(ODD_VALUES)),
         st.tuples(st.just("delete_line"), position),
         st.tuples(st.just("duplicate_line"), position),
-        st.tuples(st.just("insert_line"), position, st.text(max_size=8)),
+        st.tuples(st.just("insert_line"), position, st.text(st.characters(blacklist_categories=["Cs"]), max_size=8)),
         st.tuples(st.just("blank_line"), position, st.sampled_from(["", " ", "  "])),
     )
 

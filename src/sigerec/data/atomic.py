@@ -28,7 +28,7 @@ import pandas as pd
 
 from sigerec.data.dataset import Dataset
 from sigerec.data.feature_files import read_features
-from sigerec.data.tabular import one_line
+from sigerec.data.tabular import one_line, quoted
 from sigerec.errors import SigerecError
 
 USER_COLUMN = "userID"
@@ -210,7 +210,7 @@ def _check_columns(header: list[str], path: Path, line: int) -> None:
     hints = []
     for column in missing:
         close = difflib.get_close_matches(column, unclaimed, n=1, cutoff=0.5)
-        hints.append(f"'{column}'" + (f" (found '{close[0]}': rename it)" if close else ""))
+        hints.append(f"'{column}'" + (f" (found {quoted(close[0])}: rename it)" if close else ""))
     raise SigerecError(
         f"{path}, line {line}: missing column(s) {', '.join(hints)}. The header has "
         f"{header}; an MMRec .inter file needs 'userID itemID x_label', tab separated."
@@ -291,15 +291,18 @@ def _read_clean_integers(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     explains the problem, so both paths accept exactly the same files.
     """
     try:
-        with warnings.catch_warnings():
-            # An extra value on the first row: pandas would drop it with this warning (index_col=False).
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, sep="\t", engine="c", quoting=csv.QUOTE_NONE, index_col=False)
+        frame = pd.read_csv(path, sep="\t", engine="c", quoting=csv.QUOTE_NONE)
+        # Every line holds one tab fewer than it has values. A short line leaves a NaN (checked
+        # below); a long one would not show: pandas makes an index of the first value of a longer
+        # first row (shifting every column) and drops an empty last value. Hence the tab count.
+        tabs = _count_tabs(path)
     except Exception:  # noqa: BLE001 (whatever failed, the careful path reports it precisely)
         return None
     renamed_twice = any(re.fullmatch(rf"({'|'.join(REQUIRED_COLUMNS)})\.\d+", str(c)) for c in frame.columns)
     required = set(REQUIRED_COLUMNS) <= set(frame.columns)
     if renamed_twice or not required or len(frame) == 0 or frame.isna().to_numpy().any():
+        return None
+    if tabs != (len(frame.columns) - 1) * (len(frame) + 1):
         return None
     columns = [frame[name].to_numpy() for name in REQUIRED_COLUMNS]
     # Integers, or floats with integral values ("1.0", "1e3", as the careful path accepts them);
@@ -314,6 +317,12 @@ def _read_clean_integers(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if _far_beyond_the_other_ids(users).any() or _far_beyond_the_other_ids(items).any():
         return None
     return users, items, labels
+
+
+def _count_tabs(path: Path) -> int:
+    """Tabs in the (unzipped) file, read in chunks: no copy of the file is held in memory."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+        return sum(chunk.count(b"\t") for chunk in iter(lambda: handle.read(1 << 24), b""))
 
 
 def drop_like_mmrec(

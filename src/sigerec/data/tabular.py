@@ -31,6 +31,11 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def quoted(name: str) -> str:
+    """A name from a file, in quotes, escaped when it holds line breaks or other control characters."""
+    return f"'{name}'" if name.isprintable() else repr(name)
+
+
 @dataclass
 class RawTable:
     """The source file as string columns, with each row's place in the file for messages."""
@@ -183,8 +188,24 @@ def _read_json_lines(path: Path) -> RawTable:
         raise SigerecError(_not_utf8_message(path)) from None
     except (OSError, EOFError, zlib.error) as error:
         raise SigerecError(_unreadable_message(path, error)) from None
-    frame = pd.DataFrame.from_records(records).fillna("").astype(str)
+    try:
+        frame = pd.DataFrame.from_records(records).fillna("").astype(str)
+        "".join(frame.columns).encode("utf-8")
+    except UnicodeEncodeError:  # an escape such as "\ud800" (half a surrogate pair) is no character
+        number = next(n for n, record in zip(positions, records) if not _is_unicode(record))
+        raise SigerecError(
+            f"{path}, line {number}: a \\u escape that is half of a surrogate pair, not a character. "
+            "Write the character itself, or both halves of the pair."
+        ) from None
     return RawTable(path, frame, np.array(positions, dtype=np.int64), "line")
+
+
+def _is_unicode(record: dict[str, str]) -> bool:
+    try:
+        ("".join(record) + "".join(record.values())).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_text(value) -> str:
@@ -214,7 +235,7 @@ def _read_parquet(path: Path) -> RawTable:
         except pa.ArrowNotImplementedError:  # nested values (lists, structs): their Python text
             columns.append(column_values.to_pandas().astype(str))
         except pa.ArrowInvalid as error:  # e.g. binary values that are not UTF-8
-            raise SigerecError(f"{path}, column '{name}': cannot be read as text ({one_line(error)}).") from None
+            raise SigerecError(f"{path}, column {quoted(name)}: cannot be read as text ({one_line(error)}).") from None
     # Positional, so that two columns of one name both stay (``column`` refuses to guess between them).
     frame = pd.DataFrame(dict(enumerate(columns)), index=pd.RangeIndex(table.num_rows)).fillna("").astype(str)
     frame.columns = table.column_names
@@ -232,8 +253,9 @@ def column(table: RawTable, name: str, option: str) -> pd.Series:
     if name in columns:
         return table.frame[name].astype(str).str.strip()
     close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise SigerecError(f"{where}: no column '{name}' (given by {option}).{hint} The columns are: {', '.join(columns)}.")
+    hint = f" Did you mean {quoted(close[0])}?" if close else ""
+    shown = ", ".join(c if c.isprintable() else repr(c) for c in columns)
+    raise SigerecError(f"{where}: no column {quoted(name)} (given by {option}).{hint} The columns are: {shown}.")
 
 
 def first_bad_row(table: RawTable, bad: np.ndarray, column: str, values: pd.Series, problem: str) -> SigerecError:

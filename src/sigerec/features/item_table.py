@@ -53,7 +53,7 @@ def match_items(
     ids = column(table, id_col, "--id-col")
     for name in needed:
         column(table, name, "the column options (--text-cols, --image-col, --category-col)")  # fails early
-    raw_item_ids = item_raw_ids(dataset_dir)
+    raw_item_ids = item_raw_ids(dataset_dir, n_items)
     if raw_item_ids is not None:
         lookup = pd.Series(np.arange(len(raw_item_ids)), index=pd.Index(raw_item_ids.astype(str)))
         lookup = lookup[~lookup.index.duplicated()]

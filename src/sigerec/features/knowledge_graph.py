@@ -119,7 +119,7 @@ def knowledge_graph_features(
     dataset_dir = Path(dataset_dir)
     links = _read_columns(link_file, LINK_COLUMNS, "link")
     triples = _read_columns(kg_file, KG_COLUMNS, "knowledge-graph")
-    raw_ids = item_raw_ids(dataset_dir)
+    raw_ids = item_raw_ids(dataset_dir, n_items)  # with n_items given, a map of another length is refused
     if n_items is None:
         n_items = _dataset_item_count(dataset_dir, raw_ids)
     raw = raw_ids.astype(str) if raw_ids is not None else np.arange(n_items).astype(str)
@@ -250,7 +250,7 @@ def encode_knowledge_graph(
             f"{kg_file}: no item of {dataset_dir} has a relation shared by at least {min_entity_items} items "
             f"({info['items_linked']} items are linked). Lower min_entity_items or check the files."
         )
-    raw_ids = item_raw_ids(dataset_dir)
+    raw_ids = item_raw_ids(dataset_dir, dataset.n_items)
     metadata = {
         "encoder": {
             "kind": "knowledge-graph one-hop multi-hot + truncated SVD",
