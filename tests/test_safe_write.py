@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sigerec import safe_write
-from sigerec.safe_write import atomic_write, create_folder, remove_leftovers, write_folder
+from sigerec.safe_write import atomic_write, create_folder, folders, leftovers, remove_leftovers, write_folder
 
 
 def _dead_process_tag() -> str:
@@ -46,7 +46,7 @@ def test_numpy_gets_its_suffix_and_readers_patterns_never_match_a_temporary(tmp_
 
 
 def test_leftovers_of_finished_processes_are_removed_and_a_live_writers_kept(tmp_path):
-    dead, alive = _dead_process_tag(), safe_write._process_tag()
+    dead, alive = _dead_process_tag(), leftovers.process_tag()
     (tmp_path / f".last.pt.sigerec-tmp-{dead}.abc.tmp").write_text("half")
     (tmp_path / f".model.sigerec-staging-{dead}.xyz").mkdir()
     (tmp_path / f".best.pt.sigerec-tmp-{alive}.abc.tmp").write_text("being written")
@@ -92,7 +92,7 @@ def test_a_failed_build_leaves_the_old_folder_and_names_the_file_it_was_writing(
 
 
 def test_without_an_atomic_swap_the_folder_is_still_replaced(tmp_path, monkeypatch):
-    monkeypatch.setattr(safe_write, "_exchange", lambda first, second: False)
+    monkeypatch.setattr(folders, "exchange", lambda first, second: False)
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "a").write_text("old")
