@@ -7,6 +7,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def _dead_process_tag() -> str:
     """``<pid>-<start time>`` of a process that has finished."""
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
-    return f"{process.pid}-1"
+    return f"{process.pid}-1-{leftovers.HOST}"
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -51,10 +52,21 @@ def test_leftovers_of_finished_processes_are_removed_and_a_live_writers_kept(tmp
     (tmp_path / f".model.sigerec-staging-{dead}.xyz").mkdir()
     (tmp_path / f".best.pt.sigerec-tmp-{alive}.abc.tmp").write_text("being written")
     # The same process id, started at another time: an earlier process whose id was reused.
-    (tmp_path / f".metrics.jsonl.sigerec-tmp-{os.getpid()}-1.abc.tmp").write_text("half")
+    (tmp_path / f".metrics.jsonl.sigerec-tmp-{os.getpid()}-1-{leftovers.HOST}.abc.tmp").write_text("half")
     (tmp_path / ".hidden-but-not-ours").write_text("user's")
     remove_leftovers(tmp_path)
     assert sorted(os.listdir(tmp_path)) == [f".best.pt.sigerec-tmp-{alive}.abc.tmp", ".hidden-but-not-ours"]
+
+
+def test_another_machines_leftovers_go_only_once_untouched_for_a_day(tmp_path):
+    """Ray nodes share a runs folder; this machine cannot ask whether another's writer is alive."""
+    recent, stale = (tmp_path / f".{name}.sigerec-staging-1-1-0badc0de.abc" for name in ("a", "b"))
+    recent.mkdir()
+    stale.mkdir()
+    day_ago = time.time() - leftovers.FOREIGN_LEFTOVER_SECONDS - 60
+    os.utime(stale, (day_ago, day_ago))
+    remove_leftovers(tmp_path)
+    assert os.listdir(tmp_path) == [recent.name]
 
 
 def test_a_folder_moved_aside_by_a_writer_killed_mid_swap_is_moved_back(tmp_path):
