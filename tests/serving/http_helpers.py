@@ -16,6 +16,16 @@ from sigerec.serving.model_folder import FORMAT_VERSION, ModelFolder
 
 N_USERS, N_ITEMS, DIM = 30, 60, 8
 ODD_USER, ODD_ITEM = "team/7 b", "B0/5?x"  # ids that need URL-encoding must still work
+# Every path of the API, as the OpenAPI schema names them.
+DOCUMENTED_PATHS = {
+    "/health",
+    "/users/{user_id}/recommendations",
+    "/recommendations",
+    "/items/{item_id}/similar",
+    "/model",
+    "/metrics",
+    "/admin/reload",
+}
 
 
 def hand_made_folder() -> ModelFolder:
