@@ -139,8 +139,7 @@ def distinct_share(trainer: Trainer) -> dict[str, float]:
 def diagnose(folder: Path, settings: dict, epochs: int, every: int, out: Path) -> dict:
     config = resolve_config("sige", folder, overrides={**settings, "epochs": epochs}, flags={"seed": SEED})
     dataset = load_run_dataset(config)
-    run = RunDirectory.create(out, "sige", dataset.name)
-    run.write_config(config.to_dict())
+    run = RunDirectory.create(out, "sige", dataset.name, config.to_dict())
     trainer = Trainer(config, dataset, run)
     probe = GradientProbe(trainer.model, every)
     trainer.batch_observer = probe

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import torch
 import yaml
 
 from sigerec.errors import SigerecError
-from sigerec.safe_write import atomic_write
+from sigerec.safe_write import atomic_write, create_folder
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -23,6 +25,14 @@ LAST_CHECKPOINT = "checkpoints/last.pt"
 BEST_CHECKPOINT = "checkpoints/best.pt"
 
 
+def run_folder_names(model: str, dataset: str) -> Iterator[str]:
+    """``<model>-<dataset>-<YYYYmmdd-HHMMSS>``, then the same with ``-2``, ``-3``, ... (the first free one is used)."""
+    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    yield base
+    for n in itertools.count(2):
+        yield f"{base}-{n}"
+
+
 class RunDirectory:
     """Paths and atomic reads/writes of one run folder."""
 
@@ -30,17 +40,15 @@ class RunDirectory:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, runs_root: str | Path, model: str, dataset: str) -> RunDirectory:
-        """A new, uniquely named folder ``<root>/<model>-<dataset>-<YYYYmmdd-HHMMSS>[-n]``."""
-        root = Path(runs_root)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{model}-{dataset}-{stamp}"
-        candidate, n = root / base, 1
-        while candidate.exists():
-            n += 1
-            candidate = root / f"{base}-{n}"
-        candidate.mkdir(parents=True)
-        return cls(candidate)
+    def create(cls, runs_root: str | Path, model: str, dataset: str, config: dict[str, Any]) -> RunDirectory:
+        """A new folder ``<root>/<model>-<dataset>-<YYYYmmdd-HHMMSS>[-n]`` that appears with its
+        ``config.yaml`` already in it (so a kill leaves no folder, or one ``--resume`` finishes)."""
+        return cls.create_named(runs_root, run_folder_names(model, dataset), config)
+
+    @classmethod
+    def create_named(cls, runs_root: str | Path, names: Iterable[str], config: dict[str, Any]) -> RunDirectory:
+        """As `create`, under the first free name of ``names``; never an existing folder."""
+        return cls(create_folder(Path(runs_root), names, lambda staging: cls(staging).write_config(config)))
 
     @classmethod
     def existing(cls, path: str | Path) -> RunDirectory:

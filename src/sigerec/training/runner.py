@@ -4,9 +4,7 @@ benchmarks use, so both train exactly the same way."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from sigerec.errors import SigerecError
 from sigerec.evaluation.metrics import METRIC_NAMES
 from sigerec.models import get_model_class
 from sigerec.safe_write import create_folder
-from sigerec.training.run_directory import RunDirectory
+from sigerec.training.run_directory import RunDirectory, run_folder_names
 from sigerec.training.seeds import aggregate_summaries, group_seeds, seed_folder, write_aggregate
 from sigerec.training.trainer import Trainer
 
@@ -110,23 +108,13 @@ def train(
     trainer = prepared if prepared is not None else prepare(config, warn=warn)
     names = [run_name] if run_name is not None else run_folder_names(config.model, trainer.dataset.name)
     # Never trains into an existing folder: another run's, or a name given twice.
-    run = RunDirectory(
-        create_folder(Path(runs_root), names, lambda staging: RunDirectory(staging).write_config(config.to_dict()))
-    )
+    run = RunDirectory.create_named(runs_root, names, config.to_dict())
     if announce is not None:
         announce(run.path)
     trainer.run = run
     if progress is not None:
         trainer.progress = progress
     return run, trainer.fit()
-
-
-def run_folder_names(model: str, dataset: str) -> Iterator[str]:
-    """``<model>-<dataset>-<YYYYmmdd-HHMMSS>``, then the same with ``-2``, ``-3``, ... (the first free one is used)."""
-    base = f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    yield base
-    for n in itertools.count(2):
-        yield f"{base}-{n}"
 
 
 def train_seeds(
