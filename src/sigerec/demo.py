@@ -17,6 +17,7 @@ import torch
 from sigerec.data.builtin import builtin_dataset_path
 from sigerec.data.feature_files import feature_file
 from sigerec.data.tabular import read_table
+from sigerec.safe_write import atomic_write
 
 DEMO_ITEM_TEXT = "baby_item_text.jsonl.gz"
 DEMO_TEXT_COLUMNS = ["title", "description"]
@@ -36,7 +37,7 @@ def prepare_demo_data(folder: Path, warn=None, quiet: bool = False) -> Path:
     target = Path(folder) / "baby"
     target.mkdir(parents=True, exist_ok=True)
     if not (target / "baby.inter.gz").exists():
-        shutil.copyfile(source / "baby.inter.gz", target / "baby.inter.gz")
+        atomic_write(target / "baby.inter.gz", lambda path: shutil.copyfile(source / "baby.inter.gz", path))
     if not feature_file(target, "text").exists():
         encoder = TextEncoder(DEMO_TEXT_COLUMNS)
         encode_item_file(source / DEMO_ITEM_TEXT, target, "itemID", "text", encoder, warn=warn, quiet=quiet)

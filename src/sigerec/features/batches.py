@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sigerec.safe_write import atomic_write
 
 # encode_batch(payloads) -> (vectors [n, dim] float32, ok [n] bool); rows with ok False
 # (empty text, unreadable image) are mean-filled later.
@@ -39,7 +40,7 @@ class BatchCache:
         text = json.dumps(key, sort_keys=True, default=str)
         self.folder = Path(dataset_dir) / CACHE_FOLDER / f"{modality}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "key.json").write_text(text)
+        atomic_write(self.folder / "key.json", lambda path: path.write_text(text))
 
     def _path(self, index: int) -> Path:
         return self.folder / f"batch-{index:06d}.npz"
@@ -55,9 +56,7 @@ class BatchCache:
             return None  # a batch cut off mid-write is simply encoded again
 
     def save(self, index: int, vectors: np.ndarray, ok: np.ndarray) -> None:
-        temporary = self.folder / f"batch-{index:06d}.tmp.npz"
-        np.savez(temporary, vectors=vectors, ok=ok)
-        os.replace(temporary, self._path(index))
+        atomic_write(self._path(index), lambda path: np.savez(path, vectors=vectors, ok=ok))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
