@@ -132,3 +132,22 @@ def test_sighup_reloads_a_new_export_of_the_served_folder(exports, tmp_path, wor
             assert time.time() < deadline
             time.sleep(0.2)
     assert server.returncode == 0, server.output
+
+
+def test_a_folder_swapped_while_it_is_read_is_read_again(exports, tmp_path, monkeypatch):
+    from sigerec.errors import SigerecError
+
+    served = shutil.copytree(exports[0], tmp_path / "served")
+    read_once = ModelFolder._load.__func__
+    torn = []
+
+    def export_lands_midway(cls, path):
+        if not torn:  # the first read is torn: a new export is swapped in while it runs
+            torn.append(path)
+            write_hand_made_export(served, seed=2)
+            raise SigerecError(f"{path}/item_vectors.npy: checksum mismatch")
+        return read_once(cls, path)
+
+    monkeypatch.setattr(ModelFolder, "_load", classmethod(export_lands_midway))
+    assert ModelFolder.load(served).manifest["dataset"] == "made-2"
+    assert torn == [served]

@@ -52,8 +52,23 @@ class ModelFolder:
 
     @classmethod
     def load(cls, path: str | Path) -> ModelFolder:
-        """Read and check a model folder; every problem is a SigerecError naming the file."""
+        """Read and check a model folder; every problem is a SigerecError naming the file.
+
+        A new export swapped in while the files are read (a reload racing ``export --force``)
+        shows as a changed manifest; the folder is then read again, up to twice.
+        """
         path = Path(path)
+        for attempt in range(3):
+            manifest_before = _manifest_bytes(path)
+            try:
+                return cls._load_once(path)
+            except SigerecError:
+                if attempt == 2 or manifest_before is None or _manifest_bytes(path) == manifest_before:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_once(cls, path: Path) -> ModelFolder:
         try:
             return cls._load(path)
         except OSError as error:
@@ -238,6 +253,13 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _manifest_bytes(path: Path) -> bytes | None:
+    try:
+        return (path / MANIFEST).read_bytes()
+    except OSError:
+        return None
 
 
 def _read_manifest(path: Path) -> dict:
