@@ -295,6 +295,7 @@ def test_a_damaged_file_imports_exactly_or_is_refused_with_a_message_naming_it(s
         ("deep.jsonl", b'{"user": ' + b"[" * 100_000 + b"]" * 100_000 + b', "item": "i"}\n', None, "line 1"),
         ("long_number.jsonl", b'{"user": ' + b"1" * 5000 + b', "item": "i"}\n', None, "line 1"),
         ("late_byte.csv", b"user,item\nu1,i1\n\xff,i2\n", None, "line 3: byte 0xff"),
+        ("blank_lines.tsv", b"\n\n", "\t", "only blank lines"),
         ("half_surrogate.jsonl", b'{"user": "u", "item": "i"}\n{"user": "a\\ud800", "item": "i"}\n', None, "line 2"),
     ],
 )

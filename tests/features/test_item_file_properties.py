@@ -81,7 +81,7 @@ def ids_by_csv_module(data: bytes) -> list[str] | None:
     rows = records[1:]
     if not records or len(records[0]) != 2 or any(len(row) != 2 for row in rows):
         return None
-    if [row[1] for row in rows] != [str(i) for i in range(len(rows))]:
+    if [row[1].strip() for row in rows] != [str(i) for i in range(len(rows))]:
         return None
     return [row[0] for row in rows]
 

@@ -29,9 +29,10 @@ def read_id_mapping(path: str | Path) -> np.ndarray:
         # an index pandas would make of its first value (shifting the raw id by one column).
         # Blank lines are rows too (and refused): data import never writes one, and a raw id
         # holding a carriage return, written unquoted, reads as a line break plus the rest of the id.
-        frame = pd.read_csv(
-            path, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8"
-        )
+        # A text handle, so that Python decodes the whole file strictly (pandas decodes values
+        # after removing quotes, where a stray byte can join the next into a valid character).
+        with open(path, encoding="utf-8", newline="") as handle:
+            frame = pd.read_csv(handle, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except UnicodeDecodeError:
         raise SigerecError(f"{path}: not UTF-8 text, so not an id map. {REBUILD_HINT}") from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -40,7 +41,7 @@ def read_id_mapping(path: str | Path) -> np.ndarray:
     expected = "two tab-separated columns, the raw id and the dataset id counting 0, 1, 2, ..."
     if frame.shape[1] != 2:
         raise SigerecError(f"{path}: {frame.shape[1]} columns; expected {expected} {REBUILD_HINT}")
-    wrong = np.flatnonzero(pd.to_numeric(rows.iloc[:, 1], errors="coerce").to_numpy() != np.arange(len(rows)))
+    wrong = np.flatnonzero(rows.iloc[:, 1].str.strip().to_numpy() != np.arange(len(rows)).astype(str))
     if len(wrong):
         line, row = int(wrong[0]) + 2, rows.iloc[int(wrong[0])].tolist()
         raise SigerecError(f"{path}, line {line}: {row}; expected {expected} {REBUILD_HINT}")

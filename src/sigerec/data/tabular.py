@@ -76,20 +76,23 @@ def _read_text(path: Path, sep: str | None) -> RawTable:
     delimiter = None
     try:
         with _open_text(path) as handle:
-            header = handle.readline()
-        delimiter = _delimiter(path, header, sep)
-        frame = pd.read_csv(
-            path,
-            sep=delimiter if len(delimiter) == 1 else re.escape(delimiter),  # longer ones: a regex to pandas
-            engine="c" if len(delimiter) == 1 else "python",  # only the python engine takes "::"
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
+            delimiter = _delimiter(path, handle.readline(), sep)
+            handle.seek(0)
+            # A text handle: Python decodes the whole file strictly. Given bytes, pandas decodes
+            # each value after removing quotes, so a stray byte between quotes can join the next.
+            frame = pd.read_csv(
+                handle,
+                sep=delimiter if len(delimiter) == 1 else re.escape(delimiter),  # longer: a regex to pandas
+                engine="c" if len(delimiter) == 1 else "python",  # only the python engine takes "::"
+                header=None,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+            )
     except UnicodeDecodeError:
         raise SigerecError(_not_utf8_message(path)) from None
+    except pd.errors.EmptyDataError:  # only blank lines
+        raise SigerecError(f"{path}: the file holds only blank lines; it needs a header line and rows.") from None
     except pd.errors.ParserError as error:
         raise SigerecError(_parser_error_message(path, delimiter, error)) from None
     except (OSError, EOFError, zlib.error) as error:
