@@ -37,7 +37,7 @@ class Range:
     high_inclusive: bool = True
 
     def contains(self, value: float) -> bool:
-        if math.isnan(value):  # NaN compares false with everything, so it would pass every bound
+        if isinstance(value, float) and math.isnan(value):  # NaN compares false with everything: it would pass
             return False
         if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
             return False
@@ -76,8 +76,7 @@ def _value_problem(value: Any, annotation: Any) -> str | None:
     if annotation is int:
         return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
     if annotation is float:
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if number and math.isfinite(value) else "a finite number"
+        return None if is_finite_number(value) else "a finite number"
     if annotation is str:
         return None if isinstance(value, str) else "text"
     if origin is Annotated:
@@ -103,6 +102,16 @@ def _value_problem(value: Any, annotation: Any) -> str | None:
             if problem is not None:
                 return f"a list of values each {problem}"
     return None
+
+
+def is_finite_number(value: Any) -> bool:
+    """A number with a finite float value (an int beyond float's range, 10**400, has none)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @cache
@@ -195,9 +204,16 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
                 return value.lower() in {"true", "yes", "1"}
             raise ValueError
         if annotation is int:
-            if isinstance(value, bool) or float(value) != int(float(value)):
+            if isinstance(value, bool):
                 raise ValueError
-            return int(float(value))
+            if isinstance(value, int):
+                return value  # as given: a float round trip would change ints beyond 2**53
+            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                return int(value)
+            number = float(value)  # "3.0", 3.0; inf and nan are no integers
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
         if annotation is float:
             if isinstance(value, bool):
                 raise ValueError
@@ -212,7 +228,7 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
             args = typing.get_args(annotation)
             element = args[0]
             return tuple(_coerce(v, element, key, source) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, yaml.YAMLError):  # OverflowError: float(10**400)
         pass
     else:
         return value
@@ -259,15 +275,50 @@ def parse_set_options(pairs: list[str]) -> dict[str, Any]:
     return parsed
 
 
+class _SettingsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: list[Any] = []
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults" may be overridden, by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.append(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_file(path: str | Path, what: str) -> Any:
     """The content of a YAML file, or an error naming the file (``what``: e.g. "config file")."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except OSError as error:
-        raise SigerecError(f"{path}: cannot read the {what} ({error.strerror}).") from None
+        raise SigerecError(f"{path}: cannot read the {what} ({error.strerror or error}).") from None
+    try:
+        # Bytes, so that PyYAML detects UTF-8/UTF-16 (with a byte-order mark) and refuses other encodings.
+        return yaml.load(data, Loader=_SettingsLoader)  # a SafeLoader: builds no Python objects
     except yaml.YAMLError as error:
-        raise SigerecError(f"{path}: not valid YAML ({error}).") from None
+        raise SigerecError(f"{path}{_yaml_problem(error)}") from None
+    except RecursionError:
+        raise SigerecError(f"{path}: nested too deeply to be a {what}.") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Where and what, in one line (PyYAML's own message spans several, quoting the file)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark, problem = error.problem_mark, " ".join(part for part in (error.context, error.problem) if part)
+        return f", line {mark.line + 1}, column {mark.column + 1}: not valid YAML ({problem})."
+    if isinstance(error, yaml.reader.ReaderError):
+        return f": not valid YAML text ({error.reason} at byte {error.position}); save it as UTF-8."
+    return f": not valid YAML ({' '.join(str(error).split())})."
+
+
+SETTING_SECTIONS = ("training", "model_params")  # how a saved run's config.yaml groups its settings
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -281,10 +332,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in content.items():
         # Saved run configs group settings in sections; accept both shapes.
-        if key in {"training", "model_params"} and isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
+        section = value if key in SETTING_SECTIONS and isinstance(value, dict) else {key: value}
+        for name, setting in section.items():
+            if not isinstance(name, str):
+                raise SigerecError(f"{path}: setting names are text, found {name!r}.")
+            if name in flat:
+                raise SigerecError(f"{path}: setting '{name}' is given twice (at the top and in a section); keep one.")
+            flat[name] = setting
     return flat
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sigerec.config import is_finite_number, read_yaml_file
 from sigerec.errors import SigerecError
 
 
@@ -71,30 +72,40 @@ def dimension_from_mapping(name: str, spec: Any, origin: str) -> Dimension:
         values = spec["choices"]
         if not isinstance(values, list) or not values:
             raise SigerecError(f"{origin}: '{name}': choices must be a non-empty list.")
+        odd = [v for v in values if not (v is None or isinstance(v, (str, bool)) or is_finite_number(v))]
+        if odd:
+            raise SigerecError(
+                f"{origin}: '{name}': choices are single values (numbers, text, true/false, null), got {odd[0]!r}."
+            )
         return Dimension(choices=tuple(values), source=str(spec.get("source", "")))
     if "low" not in spec or "high" not in spec:
         raise SigerecError(f"{origin}: '{name}' needs choices, or both low and high.")
     low, high = spec["low"], spec["high"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low > high:
-        raise SigerecError(f"{origin}: '{name}': low and high must be numbers with low <= high, got {low!r}, {high!r}.")
-    log = bool(spec.get("log", False))
+    if not (is_finite_number(low) and is_finite_number(high)) or low > high:
+        raise SigerecError(
+            f"{origin}: '{name}': low and high must be finite numbers with low <= high, got {low!r}, {high!r}."
+        )
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise SigerecError(f"{origin}: '{name}': log must be true or false, got {log!r}.")
     if log and low <= 0:
         raise SigerecError(f"{origin}: '{name}': a log-scale range needs low > 0, got {low!r}.")
     step = spec.get("step")
-    if step is not None and (log or not isinstance(step, (int, float)) or step <= 0):
+    if step is not None and (log or not is_finite_number(step) or step <= 0):
         raise SigerecError(f"{origin}: '{name}': step must be a positive number and cannot go with log.")
     return Dimension(low=low, high=high, log=log, step=step, source=str(spec.get("source", "")))
 
 
 def read_space_file(path: str | Path) -> SearchSpace:
     """The search space of a YAML file (see the module docstring)."""
-    from sigerec.config import read_yaml_file
-
     path = Path(path)
     content = read_yaml_file(path, "search-space file")
     if not isinstance(content, dict) or not content:
         raise SigerecError(f"{path}: expected a mapping of setting name -> choices or range.")
-    return {str(name): dimension_from_mapping(str(name), spec, str(path)) for name, spec in content.items()}
+    names = [name for name in content if not isinstance(name, str)]
+    if names:
+        raise SigerecError(f"{path}: setting names are text, found {names[0]!r}.")
+    return {name: dimension_from_mapping(name, spec, str(path)) for name, spec in content.items()}
 
 
 def space_as_mapping(space: SearchSpace) -> dict[str, dict]:
