@@ -258,7 +258,7 @@ def build_config(config_class: type, values: dict[str, Any], sources: dict[str, 
 def unknown_key_error(key: str, known: list[str], source: str) -> SigerecError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    return SigerecError(f"{source}: unknown setting '{key}'.{hint} Known settings: {', '.join(sorted(known))}.")
+    return SigerecError(f"{source}: unknown setting {key!r}.{hint} Known settings: {', '.join(sorted(known))}.")
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, Any]:
@@ -337,7 +337,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             if not isinstance(name, str):
                 raise SigerecError(f"{path}: setting names are text, found {name!r}.")
             if name in flat:
-                raise SigerecError(f"{path}: setting '{name}' is given twice (at the top and in a section); keep one.")
+                raise SigerecError(f"{path}: setting {name!r} is given twice (at the top and in a section); keep one.")
             flat[name] = setting
     return flat
 

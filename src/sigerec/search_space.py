@@ -62,37 +62,38 @@ def dimension_from_mapping(name: str, spec: Any, origin: str) -> Dimension:
     if isinstance(spec, list):
         spec = {"choices": spec}
     if not isinstance(spec, dict):
-        raise SigerecError(f"{origin}: '{name}' must be a list of choices or a mapping with low/high or choices.")
+        raise SigerecError(f"{origin}: {name!r} must be a list of choices or a mapping with low/high or choices.")
     unknown = set(spec) - {"choices", "low", "high", "log", "step", "source"}
     if unknown:
         raise SigerecError(
-            f"{origin}: '{name}' has unknown key(s) {sorted(unknown)}; use choices, low, high, log, step, source."
+            f"{origin}: {name!r} has unknown key(s) {', '.join(sorted(map(repr, unknown)))}; use choices, low, high, "
+            "log, step, source."
         )
     if "choices" in spec:
         values = spec["choices"]
         if not isinstance(values, list) or not values:
-            raise SigerecError(f"{origin}: '{name}': choices must be a non-empty list.")
+            raise SigerecError(f"{origin}: {name!r}: choices must be a non-empty list.")
         odd = [v for v in values if not (v is None or isinstance(v, (str, bool)) or is_finite_number(v))]
         if odd:
             raise SigerecError(
-                f"{origin}: '{name}': choices are single values (numbers, text, true/false, null), got {odd[0]!r}."
+                f"{origin}: {name!r}: choices are single values (numbers, text, true/false, null), got {odd[0]!r}."
             )
         return Dimension(choices=tuple(values), source=str(spec.get("source", "")))
     if "low" not in spec or "high" not in spec:
-        raise SigerecError(f"{origin}: '{name}' needs choices, or both low and high.")
+        raise SigerecError(f"{origin}: {name!r} needs choices, or both low and high.")
     low, high = spec["low"], spec["high"]
     if not (is_finite_number(low) and is_finite_number(high)) or low > high:
         raise SigerecError(
-            f"{origin}: '{name}': low and high must be finite numbers with low <= high, got {low!r}, {high!r}."
+            f"{origin}: {name!r}: low and high must be finite numbers with low <= high, got {low!r}, {high!r}."
         )
     log = spec.get("log", False)
     if not isinstance(log, bool):
-        raise SigerecError(f"{origin}: '{name}': log must be true or false, got {log!r}.")
+        raise SigerecError(f"{origin}: {name!r}: log must be true or false, got {log!r}.")
     if log and low <= 0:
-        raise SigerecError(f"{origin}: '{name}': a log-scale range needs low > 0, got {low!r}.")
+        raise SigerecError(f"{origin}: {name!r}: a log-scale range needs low > 0, got {low!r}.")
     step = spec.get("step")
     if step is not None and (log or not is_finite_number(step) or step <= 0):
-        raise SigerecError(f"{origin}: '{name}': step must be a positive number and cannot go with log.")
+        raise SigerecError(f"{origin}: {name!r}: step must be a positive number and cannot go with log.")
     return Dimension(low=low, high=high, log=log, step=step, source=str(spec.get("source", "")))
 
 
