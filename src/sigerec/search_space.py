@@ -66,8 +66,8 @@ def dimension_from_mapping(name: str, spec: Any, origin: str) -> Dimension:
     unknown = set(spec) - {"choices", "low", "high", "log", "step", "source"}
     if unknown:
         raise SigerecError(
-            f"{origin}: {name!r} has unknown key(s) {', '.join(sorted(map(repr, unknown)))}; use choices, low, high, "
-            "log, step, source."
+            f"{origin}: {name!r} has unknown key(s) {sorted(unknown, key=repr)}; use choices, low, high, log, step, "
+            "source."
         )
     if "choices" in spec:
         values = spec["choices"]
