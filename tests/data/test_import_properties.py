@@ -31,7 +31,7 @@ from sigerec.data.importer import ImportOptions, import_interactions
 from sigerec.errors import SigerecError
 
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=120,
     deadline=None,
     derandomize=True,
     database=None,
