@@ -163,7 +163,6 @@ def create_app(
         lifespan=_reload_on_sighup(lambda: reload) if handle_sighup else None,
     )
     app.state.holder = holder
-    add_offline_docs(app)
 
     async def answer(rank: Callable[[LoadedModel], list[Recommendation]]) -> list[Recommendation]:
         current = holder.current  # read once: a reload during this request does not affect it
@@ -281,6 +280,7 @@ def create_app(
             )
         return JSONResponse({"detail": detail}, status_code=422)
 
+    add_offline_docs(app)  # after the API's routes, which are then matched first
     _document_examples_and_key(app, holder, settings)
     app.add_middleware(RequestGuard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     if settings.cors_origins:  # outermost, so that browsers' preflight requests need no key

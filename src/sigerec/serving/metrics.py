@@ -32,13 +32,19 @@ class ServerMetrics:
         )  # fmt: skip
         self.model_items = Gauge("sigerec_model_items", "Items in the model being served.", registry=self.registry)
         self.model_users = Gauge("sigerec_model_users", "Users in the model being served.", registry=self.registry)
+        self._children: dict[tuple, tuple] = {}
         self.reloads = Counter(
             "sigerec_model_reloads", "Model reloads, by outcome (ok or refused).", ["outcome"], registry=self.registry
         )
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds a key: once per series, not per request
+            children = self.requests.labels(route, method, str(status)), self.latency.labels(route, method)
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def set_model(self, metadata: dict) -> None:
         self.model_info.clear()
