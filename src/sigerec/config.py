@@ -44,12 +44,18 @@ class Range:
         return self.high is None or (value < self.high or (value == self.high and self.high_inclusive))
 
     def describe(self) -> str:
+        low, high = _bound(self.low), _bound(self.high)
         if self.low is not None and self.high is not None:
             left, right = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
-            return f"in {left}{self.low:g}, {self.high:g}{right}"
+            return f"in {left}{low}, {high}{right}"
         if self.low is not None:
-            return f"{'>=' if self.low_inclusive else '>'} {self.low:g}"
-        return f"{'<=' if self.high_inclusive else '<'} {self.high:g}"
+            return f"{'>=' if self.low_inclusive else '>'} {low}"
+        return f"{'<=' if self.high_inclusive else '<'} {high}"
+
+
+def _bound(value: float | None) -> str:
+    """Integers in full (a seed's 4294967295, not 4.29497e+09); other numbers in short form."""
+    return str(value) if isinstance(value, int | None) else f"{value:g}"
 
 
 NonNegativeInt = Annotated[int, Range(low=0)]
@@ -156,7 +162,8 @@ class TrainingConfig(CheckedSettings):
     eval_batch_size: PositiveInt = 512
     # MMRec masks only training items, also at test time; True also masks valid items.
     mask_valid_in_test: bool = False
-    seed: int = 999
+    # numpy and torch take seeds in 0..2**32-1 (a larger or negative one crashed start-up).
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 999
     device: str = "cpu"
     # Content modalities a multimodal model uses, e.g. (text, image); empty = every
     # <modality>_feat.npy in the dataset folder. Unknown names are errors.

@@ -254,7 +254,9 @@ def _output_frame(rows: pd.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray
 
 def _integers_if_whole(values: np.ndarray) -> np.ndarray:
     """Write 4 and 881250949 rather than 4.0 and 881250949.0 when nothing is fractional."""
-    return values.astype(np.int64) if np.all(values == np.round(values)) else values
+    # Only where int64 holds them exactly: 1e19 would wrap to a negative number.
+    whole = np.all(values == np.round(values)) and (len(values) == 0 or np.abs(values).max() < 2**53)
+    return values.astype(np.int64) if whole else values
 
 
 def _tsv(frame: pd.DataFrame) -> bytes:

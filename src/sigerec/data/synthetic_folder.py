@@ -167,8 +167,8 @@ def read_marker(folder: str | Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        content = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        content = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # ValueError covers bad JSON and bad UTF-8
         return None
     return content if isinstance(content, dict) and content.get("synthetic") else None
 
