@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from byte_damage import apply_byte_edit, byte_edits
 from sigerec.data.atomic import read_interactions
 from sigerec.data.id_maps import ITEM_MAP_FILE, USER_MAP_FILE, read_id_mapping
 from sigerec.data.importer import ImportOptions, import_interactions
@@ -136,25 +137,6 @@ def pair_lists(draw) -> list[tuple[str, str]]:
     return draw(st.permutations([(user, item) for item in items] + others))
 
 
-def byte_edits():
-    position = st.integers(0, 100_000)
-    return st.one_of(
-        st.tuples(st.just("truncate"), position),
-        st.tuples(st.just("insert"), position, st.binary(min_size=1, max_size=3)),
-        st.tuples(st.just("delete"), position, st.integers(1, 6)),
-    )
-
-
-def apply_byte_edit(data: bytes, edit: tuple) -> bytes:
-    kind, where, *args = edit
-    where %= len(data) + 1
-    if kind == "truncate":
-        return data[:where]
-    if kind == "insert":
-        return data[:where] + args[0] + data[where:]
-    return data[:where] + data[where + args[0] :]
-
-
 @st.composite
 def text_files(draw, damaged: bool) -> tuple[str, bytes, bool, str]:
     """(suffix, bytes, gzipped, delimiter) of a CSV/TSV/semicolon file."""
@@ -184,13 +166,13 @@ def text_files(draw, damaged: bool) -> tuple[str, bytes, bool, str]:
     csv.writer(buffer, delimiter=delimiter, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows(records)
     data = draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + buffer.getvalue().encode("utf-8")
     if damaged:
-        for edit in draw(st.lists(byte_edits(), max_size=2)):
+        for edit in draw(st.lists(byte_edits(100_000, 3, 6), max_size=2)):
             data = apply_byte_edit(data, edit)
     gzipped = draw(st.booleans())
     if gzipped:
         data = gzip.compress(data, mtime=0)
         if damaged and draw(st.booleans()):
-            data = apply_byte_edit(data, draw(byte_edits()))
+            data = apply_byte_edit(data, draw(byte_edits(100_000, 3, 6)))
     suffix = {",": ".csv", "\t": ".tsv", ";": ".csv"}[delimiter]
     return suffix, data, gzipped, delimiter
 
@@ -204,7 +186,7 @@ def json_lines_files(draw, damaged: bool) -> tuple[str, bytes, bool, None]:
             lines.insert(where % (len(lines) + 1), line)
     data = "\n".join(lines).encode("utf-8")
     if damaged:
-        for edit in draw(st.lists(byte_edits(), max_size=2)):
+        for edit in draw(st.lists(byte_edits(100_000, 3, 6), max_size=2)):
             data = apply_byte_edit(data, edit)
     gzipped = draw(st.booleans())
     return ".jsonl", gzip.compress(data, mtime=0) if gzipped else data, gzipped, None

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from byte_damage import apply_byte_edit, byte_edits
 from sigerec.data.atomic import MAX_ID, SPARSE_ID_FACTOR, SPARSE_ID_SLACK, load_dataset
 from sigerec.data.stats import dataset_stats
 from sigerec.errors import SigerecError
@@ -239,25 +240,6 @@ def apply_line_edit(header: list[str], table: list[list[str]], edit: tuple) -> N
         table.insert(index, list(table[index]))
     elif kind in {"insert_line", "blank_line"}:
         table.insert(args[0] % (len(table) + 1), [args[1]])
-
-
-def byte_edits():
-    position = st.integers(0, 10_000)
-    return st.one_of(
-        st.tuples(st.just("truncate"), position),
-        st.tuples(st.just("insert"), position, st.binary(min_size=1, max_size=4)),
-        st.tuples(st.just("delete"), position, st.integers(1, 8)),
-    )
-
-
-def apply_byte_edit(data: bytes, edit: tuple) -> bytes:
-    kind, where, *args = edit
-    where %= len(data) + 1
-    if kind == "truncate":
-        return data[:where]
-    if kind == "insert":
-        return data[:where] + args[0] + data[where:]
-    return data[:where] + data[where + args[0] :]
 
 
 @st.composite
