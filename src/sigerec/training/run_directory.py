@@ -99,11 +99,12 @@ class RunDirectory:
         try:
             return torch.load(path, map_location=device, weights_only=True)
         except pickle.UnpicklingError as error:
-            first_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            # torch's message is a paragraph; the line naming what the file wanted to import says why.
+            culprit = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
             raise SigerecError(
                 f"{path}: refused: the checkpoint holds objects other than tensors and plain values, "
-                f"which could run code when loaded ({first_line}). Use checkpoints written by `sigerec train` "
-                "only; delete this one to restart the run."
+                f"which could run code when loaded{f' ({culprit.rstrip(".")})' if culprit else ''}. Use checkpoints written "
+                "by `sigerec train` only; delete this one to restart the run."
             ) from None
         except Exception as error:  # noqa: BLE001 - torch.load raises many types for a bad file
             raise SigerecError(
