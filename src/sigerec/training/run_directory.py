@@ -100,10 +100,10 @@ class RunDirectory:
             return torch.load(path, map_location=device, weights_only=True)
         except pickle.UnpicklingError as error:
             # torch's message is a paragraph; the line naming what the file wanted to import says why.
-            culprit = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
+            culprit = next((line.strip().rstrip(".") for line in str(error).splitlines() if "GLOBAL" in line), "")
             raise SigerecError(
                 f"{path}: refused: the checkpoint holds objects other than tensors and plain values, "
-                f"which could run code when loaded{f' ({culprit.rstrip(".")})' if culprit else ''}. Use checkpoints written "
+                f"which could run code when loaded{f' ({culprit})' if culprit else ''}. Use checkpoints written "
                 "by `sigerec train` only; delete this one to restart the run."
             ) from None
         except Exception as error:  # noqa: BLE001 - torch.load raises many types for a bad file
