@@ -30,10 +30,15 @@ def _announce(run_path: Path) -> None:
 
 
 def _print_summary(run_path: Path, summary: dict) -> None:
-    from sigerec.training.run_report import format_table, run_row
+    from sigerec.training.run_report import candidate_rows, format_table, run_row
 
     typer.echo(f"run folder: {run_path}")
     typer.echo(format_table([run_row(run_path)]), nl=False)
+    if "test_cold" in summary:
+        typer.echo(
+            "\ntest over each candidate set (ranking restricted to it; users without a held-out item there skipped):"
+        )
+        typer.echo(format_table(candidate_rows(run_path)), nl=False)
 
 
 @report_errors
@@ -149,18 +154,53 @@ def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `sigerec train`.")],
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     fmt: Annotated[str, typer.Option("--format", help="text, markdown or csv.")] = "text",
+    candidates: Annotated[
+        str,
+        typer.Option(
+            "--candidates",
+            help="Items each user's ranking holds: all (default), cold (items without a training "
+            "interaction that appear in valid or test: the item cold-start number) or warm (items with one).",
+        ),
+    ] = "all",
 ) -> None:
     """Re-evaluate a run's saved weights on valid and test (all metrics, all K).
 
-    Example: sigerec evaluate runs/lightgcn-baby-20261126-101500
+    With --candidates cold (or warm) each ranking holds only the cold (warm) items, training items
+    still masked, and only a user's held-out items among them count; users without any are skipped
+    and counted in the 'users' and 'skipped users' columns.
+
+    Example: sigerec evaluate runs/lightgcn-baby-20261126-101500 --candidates cold
     """
+    from sigerec.evaluation.candidates import ItemTemperature, check_candidate_set, users_with_relevant_items
+    from sigerec.evaluation.metrics import metric_keys
     from sigerec.training.run_report import format_table
-    from sigerec.training.runner import evaluate_run
+    from sigerec.training.runner import evaluate_run, load_trained_model
+    from sigerec.training.trainer import evaluate_split
 
     if checkpoint not in {"best", "last"}:
         raise SigerecError(f"--checkpoint must be best or last, got {checkpoint!r}.")
-    results = evaluate_run(run_dir, checkpoint, warn=warn)
-    rows = [{"split": split, **metrics} for split, metrics in results.items()]
+    check_candidate_set(candidates)
+    if candidates == "all":
+        results = evaluate_run(run_dir, checkpoint, warn=warn)
+        rows = [{"split": split, **metrics} for split, metrics in results.items()]
+        typer.echo(format_table(rows, fmt), nl=False)
+        return
+    model, dataset, config = load_trained_model(run_dir, checkpoint, warn=warn)
+    items = ItemTemperature.of(dataset).candidates(candidates)
+    if len(items) == 0:
+        raise SigerecError(
+            f"--candidates {candidates}: dataset '{dataset.name}' has no {candidates} items (a cold item has no "
+            "training interaction and appears in valid or test). Import the data with a cold-item split "
+            "(sigerec data import ... --split cold-items) or use --candidates all."
+        )
+    rows = []
+    for split in ("valid", "test"):
+        evaluated, skipped = users_with_relevant_items(dataset.split(split), items)
+        row = {"split": split, "candidates": candidates, "users": evaluated, "skipped users": skipped}
+        # A split without held-out items in the set keeps empty cells (it is counted as skipped).
+        no_metrics = dict.fromkeys(metric_keys(config.training.topk), "")
+        row.update(evaluate_split(model, dataset, split, config, items) if evaluated else no_metrics)
+        rows.append(row)
     typer.echo(format_table(rows, fmt), nl=False)
 
 

@@ -33,10 +33,13 @@ def evaluate(
     mask: sp.csr_matrix | None,
     ks: Sequence[int] = (5, 10, 20, 50),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    candidates: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean of every metric at every K over users with at least one held-out item (see
     :func:`evaluate_per_user`, which also keeps each user's values)."""
-    return evaluate_per_user(score_users, ground_truth, mask, ks, chunk_size, keep_users=False)[0]
+    return evaluate_per_user(score_users, ground_truth, mask, ks, chunk_size, keep_users=False, candidates=candidates)[
+        0
+    ]
 
 
 def evaluate_per_user(
@@ -46,6 +49,7 @@ def evaluate_per_user(
     ks: Sequence[int] = (5, 10, 20, 50),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     keep_users: bool = True,
+    candidates: np.ndarray | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
     """``(means, per_user)``: the mean of every metric at every K over users with at least one
     held-out item, and (``keep_users``) each such user's values, ``{"user": ids, "recall@20": ...}``.
@@ -56,14 +60,26 @@ def evaluate_per_user(
     ``[n_users, n_items]`` matrices: the held-out items (valid or test split) and the
     items to exclude from ranking (the training items). As in MMRec, |gt| counts every
     held-out item of the user, also one that is masked and so can never be a hit.
+
+    ``candidates`` (ascending item ids, e.g. the cold items of ``evaluation/candidates.py``)
+    restricts every ranking to those items and the ground truth to the held-out items among
+    them; users with none are skipped. None ranks the whole catalogue.
     """
     ground_truth = ground_truth.tocsr()
     mask = None if mask is None else mask.tocsr()
     _check_arguments(ground_truth, mask, ks, chunk_size)
+    n_items = ground_truth.shape[1]
+    candidate_columns = None
+    if candidates is not None:
+        # Columns in ascending id order, so that the tie rule (lower id first) still holds.
+        candidate_columns = torch.from_numpy(np.asarray(candidates, dtype=np.int64))
+        ground_truth = ground_truth.tocsc()[:, candidates].tocsr()
+        mask = None if mask is None else mask.tocsc()[:, candidates].tocsr()
     evaluated_users = np.flatnonzero(np.diff(ground_truth.indptr))
     if len(evaluated_users) == 0:
+        among = "" if candidates is None else f" among the {len(candidates)} candidate items"
         raise SigerecError(
-            "Cannot evaluate: no user has a held-out item in the ground-truth split. "
+            f"Cannot evaluate: no user has a held-out item in the ground-truth split{among}. "
             "Check that the valid/test interactions were loaded and are not all filtered out."
         )
     # Rows of the evaluated users only, so that each chunk is a contiguous row range.
@@ -79,11 +95,13 @@ def evaluate_per_user(
         for start in range(0, len(evaluated_users), chunk_size):
             stop = min(start + chunk_size, len(evaluated_users))
             scores = score_users(torch.from_numpy(evaluated_users[start:stop]))  # [chunk, n_items]
-            if scores.shape != (stop - start, ground_truth.shape[1]):
+            if scores.shape != (stop - start, n_items):
                 raise SigerecError(
                     f"score_users returned scores of shape {tuple(scores.shape)} for {stop - start} "
-                    f"users; expected ({stop - start}, {ground_truth.shape[1]}), one column per item."
+                    f"users; expected ({stop - start}, {n_items}), one column per item."
                 )
+            if candidate_columns is not None:
+                scores = scores.index_select(1, candidate_columns.to(scores.device))  # [chunk, n_candidates]
             if marks is None:
                 marks = torch.zeros((stop - start, scores.shape[1]), dtype=torch.bool, device=scores.device)
             hits = _hits_in_top_k(scores, held_out, masked, start, stop, max_k, marks[: stop - start])

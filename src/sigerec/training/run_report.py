@@ -73,6 +73,25 @@ def run_row(run_path: str | Path, metrics: Sequence[str] = DEFAULT_METRICS, spli
     return row
 
 
+def candidate_rows(run_path: str | Path, metrics: Sequence[str] = DEFAULT_METRICS) -> list[dict[str, Any]]:
+    """The test metrics of a finished run over each candidate set it was tested on: every item,
+    and for a dataset with cold items the cold and the warm items only, with how many test users
+    each set evaluated (users without a held-out item in a set are skipped for it)."""
+    run = RunDirectory.existing(run_path)
+    summary = finished_summary(run)
+    users = summary.get("candidate_users", {})
+    rows = []
+    for candidate_set, split in (("all", "test"), ("cold", "test_cold"), ("warm", "test_warm")):
+        if split not in summary:
+            continue
+        row: dict[str, Any] = {"run": run.path.name, "model": summary["model"], "candidates": candidate_set}
+        row["test users"] = users.get(split, {}).get("evaluated", "")
+        for metric, value in _split_values(run, summary, metrics, split).items():
+            row[f"test {metric}"] = value
+        rows.append(row)
+    return rows
+
+
 # --- groups of runs that differ only in their seed ------------------------------------------
 
 

@@ -13,6 +13,7 @@ import torch
 from sigerec.config import RunConfig
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
+from sigerec.evaluation.candidates import ItemTemperature, users_with_relevant_items
 from sigerec.evaluation.evaluator import evaluate_per_user
 from sigerec.models import Recommender, get_model_class
 from sigerec.models.losses import contrastive_precision
@@ -36,14 +37,22 @@ def build_model(config: RunConfig, dataset: Dataset) -> Recommender:
     return model.to(config.training.device)
 
 
-def evaluate_split(model: Recommender, dataset: Dataset, split: str, config: RunConfig) -> dict[str, float]:
+def evaluate_split(
+    model: Recommender, dataset: Dataset, split: str, config: RunConfig, candidates: np.ndarray | None = None
+) -> dict[str, float]:
     """Full-ranking metrics on ``split``, training items masked (and valid items at test
-    time when ``mask_valid_in_test`` is set)."""
-    return evaluate_split_per_user(model, dataset, split, config, keep_users=False)[0]
+    time when ``mask_valid_in_test`` is set); ``candidates`` restricts the ranking to those
+    items (``evaluation/candidates.py``)."""
+    return evaluate_split_per_user(model, dataset, split, config, keep_users=False, candidates=candidates)[0]
 
 
 def evaluate_split_per_user(
-    model: Recommender, dataset: Dataset, split: str, config: RunConfig, keep_users: bool = True
+    model: Recommender,
+    dataset: Dataset,
+    split: str,
+    config: RunConfig,
+    keep_users: bool = True,
+    candidates: np.ndarray | None = None,
 ) -> tuple[dict[str, float], dict | None]:
     """:func:`evaluate_split` and, with ``keep_users``, each evaluated user's metrics."""
     mask = dataset.train
@@ -59,6 +68,7 @@ def evaluate_split_per_user(
             ks=config.training.topk,
             chunk_size=config.training.eval_batch_size,
             keep_users=keep_users,
+            candidates=candidates,
         )
 
 
@@ -254,7 +264,30 @@ class Trainer:
             "step_scope": self.step_scope,
             "valid": self.best_valid,
             "test": test,
+            **self._cold_and_warm_results(),
             **({"pruned": True} if self.pruned else {}),
         }
         self.run.write_summary(summary)
         return summary
+
+    def _cold_and_warm_results(self) -> dict[str, Any]:
+        """For a dataset with cold items: ``valid_cold``, ``test_cold``, ``valid_warm``, ``test_warm``
+        and the users each set evaluated and skipped (``candidate_users``, also for ``valid`` and
+        ``test``); a split without held-out cold (or warm) items has no entry. Nothing for a dataset
+        without cold items, whose summary stays what it always was."""
+        items = ItemTemperature.of(self.dataset)
+        if len(items.cold) == 0:
+            return {}
+        results: dict[str, Any] = {}
+        users: dict[str, dict[str, int]] = {}
+        for candidate_set in ("all", "cold", "warm"):
+            candidates = items.candidates(candidate_set)
+            for split in ("valid", "test"):
+                evaluated, skipped = users_with_relevant_items(self.dataset.split(split), candidates)
+                if evaluated == 0:
+                    continue
+                key = split if candidate_set == "all" else f"{split}_{candidate_set}"
+                users[key] = {"evaluated": evaluated, "skipped": skipped}
+                if candidate_set != "all":  # the all-item metrics are the summary's valid and test
+                    results[key] = evaluate_split(self.model, self.dataset, split, self.config, candidates)
+        return {**results, "candidate_users": users}
