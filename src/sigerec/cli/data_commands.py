@@ -37,10 +37,24 @@ def import_command(
     split: Annotated[
         SplitMethod,
         typer.Option(
-            help="mmrec: MMRec's per-user random 8:1:1; temporal-loo: last two by time; none: use --label-col."
+            help=(
+                "mmrec: MMRec's per-user random 8:1:1; temporal-loo: last two by time; cold-items: hold out "
+                "--cold-fraction of the items, half to valid, half to test; none: use --label-col."
+            )
         ),
     ] = SplitMethod.MMREC,
-    seed: Annotated[int, typer.Option(help="Seed of the mmrec split's shuffle.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the mmrec split's shuffle or of the cold items drawn.")] = 0,
+    cold_fraction: Annotated[
+        float, typer.Option(help="--split cold-items: share of the items held out (none of their rows in train).")
+    ] = ImportOptions.cold_fraction,
+    cold_only_with_content: Annotated[
+        str | None,
+        typer.Option(
+            help="--split cold-items: draw cold items only among items with this modality's content, as "
+            "recorded by the features already encoded in --out (re-import there with --force).",
+            metavar="MODALITY",
+        ),
+    ] = None,
     time_col: Annotated[str | None, typer.Option(help="Column of Unix times or ISO dates.")] = None,
     rating_col: Annotated[str | None, typer.Option(help="Column of numeric ratings.")] = None,
     min_rating: Annotated[
@@ -64,6 +78,8 @@ def import_command(
         sigerec data import ml-100k.inter --user-col user_id \\
           --item-col item_id --time-col timestamp --rating-col rating \\
           --min-rating 4 --split mmrec --seed 999 --out data/ml100k
+
+    Item cold-start (LATTICE/MMHCL protocol): --split cold-items --cold-fraction 0.2.
     """
     if label_col and split is not SplitMethod.NONE:
         warn(f"--label-col is only read with --split none; ignored for --split {split.value}.")
@@ -76,6 +92,8 @@ def import_command(
         label_col=label_col,
         split=split,
         seed=seed,
+        cold_fraction=cold_fraction,
+        cold_only_with_content=cold_only_with_content,
         min_user_interactions=min_user_interactions,
         min_item_interactions=min_item_interactions,
         sep=sep,
@@ -89,12 +107,18 @@ def import_command(
 def _print_import_summary(summary: ImportSummary) -> None:
     console = Console(highlight=False, soft_wrap=True)
     split = summary.options.split
-    seed = f" (seed {summary.options.seed})" if split is SplitMethod.MMREC else ""
+    seed = f" (seed {summary.options.seed})" if split in (SplitMethod.MMREC, SplitMethod.COLD_ITEMS) else ""
     sizes = ", ".join(f"{name} {size:,}" for name, size in summary.split_sizes.items())
     console.print(f"read {summary.rows_read:,} rows from {summary.source}")
     console.print(f"dropped {summary.dropped_text()}")
     console.print(f"{summary.n_users:,} users, {summary.n_items:,} items, {summary.interactions:,} interactions")
     console.print(f"split {split.value}{seed}: {sizes}")
+    if summary.cold_items:
+        cold = sum(summary.cold_items.values())
+        console.print(
+            f"cold items: {summary.cold_items['valid']:,} in valid, {summary.cold_items['test']:,} in test; "
+            f"warm items (in train): {summary.n_items - cold:,}"
+        )
     console.print(f"wrote {summary.interaction_file} (+ {USER_MAP_FILE}, {ITEM_MAP_FILE})")
 
 

@@ -3,7 +3,8 @@
 Reads CSV (delimiter sniffed), TSV, Parquet or RecBole atomic files, then applies the same
 steps as MMRec's preprocessing notebooks, in the same order: rating filter, duplicate
 pairs, iterative k-core, ids renumbered from 0 in order of first appearance (maps saved as
-``u_id_mapping.csv``/``i_id_mapping.csv``), per-user split. The result is written as
+``u_id_mapping.csv``/``i_id_mapping.csv``), per-user split (or, for item cold-start, a
+split of whole items). The result is written as
 ``<name>.inter`` so that :func:`sigerec.data.atomic.load_dataset` reads it. Every problem
 with the input is a :class:`SigerecError` naming the file, line and column.
 """
@@ -17,13 +18,16 @@ import numpy as np
 import pandas as pd
 
 from sigerec.data.atomic import ITEM_COLUMN, LABEL_COLUMN, SPLIT_LABELS, USER_COLUMN
-from sigerec.data.feature_files import feature_files
-from sigerec.data.id_maps import ITEM_MAP_FILE, RAW_ID_COLUMN, USER_MAP_FILE
+from sigerec.data.feature_files import feature_file, feature_files, missing_items_file, read_provenance
+from sigerec.data.id_maps import ITEM_MAP_FILE, RAW_ID_COLUMN, USER_MAP_FILE, item_raw_ids
 from sigerec.data.kcore import kcore_filter
 from sigerec.data.splitting import (
+    TRAIN,
     UNRECOGNISED_LABEL,
     SplitMethod,
     SplitResult,
+    cold_item_count,
+    cold_item_split,
     labels_from_column,
     mmrec_split,
     temporal_leave_one_out_split,
@@ -57,6 +61,8 @@ class ImportOptions:
     label_col: str | None = None  # only for SplitMethod.NONE; default x_label
     split: SplitMethod = SplitMethod.MMREC
     seed: int = 0
+    cold_fraction: float = 0.2  # only for SplitMethod.COLD_ITEMS: share of all items held out
+    cold_only_with_content: str | None = None  # a modality whose features are already in the folder
     min_user_interactions: int = 0
     min_item_interactions: int = 0
     sep: str | None = None  # None: sniff comma, tab or semicolon from the header
@@ -76,6 +82,7 @@ class ImportSummary:
     n_users: int = 0
     n_items: int = 0
     split_sizes: dict[str, int] = field(default_factory=dict)
+    cold_items: dict[str, int] = field(default_factory=dict)  # valid/test -> items held out (cold-items split)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -108,13 +115,20 @@ def import_interactions(
     # Renumber after filtering, in order of first appearance, as MMRec's 0rating2inter does.
     user_ids, raw_users = pd.factorize(rows["user"])
     item_ids, raw_items = pd.factorize(rows["item"])
-    split = _split(rows, user_ids, options)
+    split = _split(rows, user_ids, item_ids, options, _content_items(out_dir, raw_items, options))
     if split.users_only_in_train:
         summary.warnings.append(
             f"{split.users_only_in_train} users have fewer than 3 interactions after filtering; all their "
             "rows stay in train, so they are never evaluated."
         )
+    summary.warnings.extend(_users_without_train_warning(user_ids, split.labels))
     summary.split_sizes = {split_name: int((split.labels == label).sum()) for label, split_name in SPLIT_LABELS.items()}
+    if options.split is SplitMethod.COLD_ITEMS:
+        summary.cold_items = {
+            split_name: len(np.unique(item_ids[split.labels == label]))
+            for label, split_name in SPLIT_LABELS.items()
+            if split_name != "train"
+        }
     _check_splits_not_empty(source, summary.split_sizes, options)
     summary.n_users, summary.n_items = len(raw_users), len(raw_items)
 
@@ -168,6 +182,10 @@ def _check_options(options: ImportOptions) -> None:
         raise SigerecError("--min-rating needs --rating-col: name the column that holds the ratings.")
     if options.split is SplitMethod.TEMPORAL_LOO and not options.time_col:
         raise SigerecError("--split temporal-loo orders each user's rows by time: give --time-col.")
+    if options.split is SplitMethod.COLD_ITEMS and not 0 < options.cold_fraction < 1:
+        raise SigerecError(f"--cold-fraction is {options.cold_fraction:g}; give a share of the items between 0 and 1.")
+    if options.cold_only_with_content and options.split is not SplitMethod.COLD_ITEMS:
+        raise SigerecError("--cold-only-with-content restricts the cold items of --split cold-items; add that option.")
     if options.min_user_interactions < 0 or options.min_item_interactions < 0:
         raise SigerecError("--min-user-interactions and --min-item-interactions must be 0 or more.")
 
@@ -216,7 +234,16 @@ def _repeated_pairs(rows: pd.DataFrame, by_time: bool) -> np.ndarray:
     return repeated.reindex(rows.index).to_numpy()
 
 
-def _split(rows: pd.DataFrame, user_ids: np.ndarray, options: ImportOptions) -> SplitResult:
+def _split(
+    rows: pd.DataFrame,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    options: ImportOptions,
+    content_items: np.ndarray | None,
+) -> SplitResult:
+    if options.split is SplitMethod.COLD_ITEMS:
+        _check_cold_item_count(int(content_items.sum()) if content_items is not None else None, options, item_ids)
+        return cold_item_split(item_ids, options.cold_fraction, options.seed, eligible=content_items)
     if options.split is SplitMethod.MMREC:
         return mmrec_split(user_ids, options.seed)
     if options.split is SplitMethod.TEMPORAL_LOO:
@@ -224,11 +251,77 @@ def _split(rows: pd.DataFrame, user_ids: np.ndarray, options: ImportOptions) -> 
     return SplitResult(labels=rows[LABEL_COLUMN].to_numpy(dtype=np.int8), users_only_in_train=0)
 
 
+def _content_items(out_dir: Path, raw_items, options: ImportOptions) -> np.ndarray | None:
+    """Per new item code: whether the --out folder's features of the modality hold its content.
+
+    Content is known only once ``sigerec encode`` has run, and it runs on an imported folder;
+    so cold items with content are drawn by importing again into that folder. Items are matched
+    by raw id (through the folder's current item map), so the new numbering need not equal the old.
+    The encoder lists the items it mean-filled (no content) in ``<modality>_feat.missing.tsv``.
+    """
+    modality = options.cold_only_with_content
+    if not modality:
+        return None
+    features, missing = feature_file(out_dir, modality), missing_items_file(out_dir, modality)
+    old_raw_ids = item_raw_ids(out_dir) if features.exists() and missing.exists() else None
+    if old_raw_ids is None:
+        raise SigerecError(
+            f"{out_dir}: --cold-only-with-content {modality} reads {features.name}, {missing.name} and "
+            f"{ITEM_MAP_FILE} there, which are missing. Import into --out, encode the {modality} features "
+            "(sigerec encode ...), then import again with --split cold-items --force."
+        )
+    encoded_items = (read_provenance(out_dir, modality) or {}).get("n_items", len(old_raw_ids))
+    if encoded_items != len(old_raw_ids):
+        raise SigerecError(
+            f"{features}: encoded for {encoded_items} items, but {out_dir / ITEM_MAP_FILE} maps {len(old_raw_ids):,}; "
+            f"re-encode {modality} for the dataset there first."
+        )
+    try:
+        mean_filled = pd.read_csv(missing, sep="\t", dtype={"itemID": np.int64}, usecols=["itemID"])["itemID"]
+    except (ValueError, pd.errors.ParserError) as error:
+        raise SigerecError(f"{missing}: not an itemID<TAB>raw_id list ({error}); re-encode {modality}.") from None
+    if len(mean_filled) and not (0 <= mean_filled.min() and mean_filled.max() < len(old_raw_ids)):
+        raise SigerecError(f"{missing}: item ids outside the folder's {ITEM_MAP_FILE}; re-encode {modality}.")
+    with_content = set(np.delete(old_raw_ids, mean_filled.to_numpy()).tolist())
+    return np.array([raw_id in with_content for raw_id in raw_items], dtype=bool)
+
+
+def _check_cold_item_count(n_candidates: int | None, options: ImportOptions, item_ids: np.ndarray) -> None:
+    n_items = int(item_ids.max()) + 1
+    n_cold = cold_item_count(n_items, options.cold_fraction)
+    if n_cold < 2 or n_cold >= n_items:
+        raise SigerecError(
+            f"--cold-fraction {options.cold_fraction:g} of {n_items:,} items holds out {n_cold:,}; "
+            "a cold-items split needs at least 2 cold items (one valid, one test) and one warm item."
+        )
+    if n_candidates is not None and n_candidates < n_cold:
+        raise SigerecError(
+            f"--cold-fraction {options.cold_fraction:g} asks for {n_cold:,} cold items, but only {n_candidates:,} "
+            f"items have {options.cold_only_with_content} content; lower --cold-fraction."
+        )
+
+
+def _users_without_train_warning(user_ids: np.ndarray, labels: np.ndarray) -> list[str]:
+    """A cold-items split (or a given split) can leave users whose every item is held out."""
+    has_train = np.zeros(int(user_ids.max()) + 1, dtype=bool)
+    has_train[user_ids[labels == TRAIN]] = True
+    without = int((~has_train).sum())
+    if not without:
+        return []
+    message = (
+        f"{without:,} users have no training row (all their items are held out); the loader drops their "
+        "valid/test rows, as MMRec does, so they are never evaluated."
+    )
+    return [message]
+
+
 def _check_splits_not_empty(source: Path, sizes: dict[str, int], options: ImportOptions) -> None:
     empty = [name for name, size in sizes.items() if size == 0]
     if not empty:
         return
-    if options.split is SplitMethod.NONE:
+    if options.split is SplitMethod.COLD_ITEMS:
+        fix = "the cold items have no interactions there; raise --cold-fraction or try another --seed"
+    elif options.split is SplitMethod.NONE:
         fix = f"the column '{options.label_col or DEFAULT_LABEL_COLUMN}' needs rows of each of train/valid/test (0/1/2)"
     else:
         fix = (
@@ -296,7 +389,7 @@ def _write_dataset(out_dir: Path, files: dict[Path, bytes], force: bool) -> list
             )
         notes.append(f"{out_dir}: replaced the dataset that was there ({', '.join(p.name for p in conflicts)}).")
         features = [path.name for path in feature_files(out_dir).values()]
-        if features:
+        if features and out_dir / ITEM_MAP_FILE in changed:  # the same items re-split keep their features
             notes.append(
                 f"{out_dir}: {', '.join(features)} were made for the old item ids; re-encode them for this dataset."
             )

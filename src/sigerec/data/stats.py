@@ -2,7 +2,8 @@
 
 Counts describe the data as the loader hands it to models (after MMRec's drops), plus
 what the loader drops and what models cannot learn: users with held-out rows but no
-training rows (counted in the raw file) and items seen only in valid/test (cold items).
+training rows (counted in the raw file), items with training rows (warm) and items seen
+only in valid/test (cold items, e.g. of a ``--split cold-items`` import).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def dataset_stats(data: str | Path) -> dict:
         **{split: int((labels == label).sum()) for label, split in SPLIT_LABELS.items()},
         "duplicate_rows_dropped": report.duplicate_pairs,
         "users_without_train": _users_without_train(raw_users, raw_labels),
+        "warm_items": _warm_items(items, labels),
         "cold_items": _cold_items(items, labels),
         "interactions_per_user_mean": float(rows_per_user.mean()),
         "interactions_per_user_median": float(np.median(rows_per_user)),
@@ -59,6 +61,11 @@ def _users_without_train(users: np.ndarray, labels: np.ndarray) -> int:
     """Users with valid/test rows but no train row; the loader drops their rows."""
     with_train = np.unique(users[labels == TRAIN])
     return int(np.setdiff1d(np.unique(users), with_train).size)
+
+
+def _warm_items(items: np.ndarray, labels: np.ndarray) -> int:
+    """Items with at least one training row (after the loader's drops)."""
+    return int(np.unique(items[labels == TRAIN]).size)
 
 
 def _cold_items(items: np.ndarray, labels: np.ndarray) -> int:
