@@ -16,8 +16,11 @@ from sigerec.models import get_model_class, model_names
 from sigerec.search_space import Dimension, dimension_from_mapping, read_space_file
 from sigerec.training import runner
 
-# Models whose empty space is deliberate (name -> why); none at present.
-DOCUMENTED_EMPTY: dict[str, str] = {}
+# Models whose empty space is deliberate (name -> why).
+DOCUMENTED_EMPTY: dict[str, str] = {
+    "pop": "computed from training counts; no hyperparameters",
+    "contentknn": "cosine to the centroid of the user's items; no hyperparameters",
+}
 
 
 def searched_values(dimension: Dimension) -> list:

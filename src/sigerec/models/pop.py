@@ -1,0 +1,40 @@
+"""Pop: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sigerec.config import ModelConfig
+from sigerec.data.dataset import Dataset
+from sigerec.models.closed_form import ClosedFormRecommender
+from sigerec.models.registry import register_model
+
+
+@register_model
+class Pop(ClosedFormRecommender):
+    """Pop: items ranked by their number of training interactions, the same list for every user.
+
+    The non-personalised reference of every ranking table (the "most popular" baseline of e.g.
+    Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009). Score s(u, i) = n_i, the number of training users of item i;
+    the evaluator masks each user's training items as for every model. Vectors: p_u = [1] and
+    q_i = [n_i], so the exported dot product is the score.
+
+    Cold items (no training interaction) score 0, below every warm item, and tie among
+    themselves (the lower item id first): pop cannot represent an item from content, so
+    ``can_score_cold_items`` is False. Computed, not trained (see :class:`ClosedFormRecommender`);
+    no hyperparameters (``embedding_size`` is ignored) and nothing to tune.
+    """
+
+    name = "pop"
+    config_class = ModelConfig
+    can_score_cold_items = False
+
+    def __init__(self, dataset: Dataset, config: ModelConfig, device="cpu"):
+        super().__init__(dataset, config, device)
+        interactions_per_item = np.asarray(dataset.train.sum(axis=0)).ravel()  # [n_items]
+        self.register_fitted("item_popularity", interactions_per_item)
+
+    def embeddings(self):
+        users = torch.ones(self.n_users, 1, device=self.item_popularity.device)  # [n_users, 1]
+        return users, self.item_popularity.unsqueeze(1)  # [n_items, 1]
