@@ -47,8 +47,8 @@ class Recommender(nn.Module):
     # True when the training step can run over the batch's graph neighbourhood only, with
     # sparse gradients (``use_batch_steps``; ``TrainingConfig.step_scope``).
     supports_batch_steps: ClassVar[bool] = False
-    # False for models computed from the training data in closed form (pop, contentknn): no
-    # gradient changes them and no seed draws anything, so the trainer's epochs only evaluate.
+    # False for models computed from the training data by a formula (pop, contentknn): no
+    # gradient changes them, so the trainer's epochs only evaluate.
     trainable: ClassVar[bool] = True
 
     def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
