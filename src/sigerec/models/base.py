@@ -50,6 +50,9 @@ class Recommender(nn.Module):
     # False for models computed from the training data by a formula (pop, contentknn): no
     # gradient changes them, so the trainer's epochs only evaluate.
     trainable: ClassVar[bool] = True
+    # True when the model can represent an item without training interactions from its content
+    # (its docstring states the rule); ID-only models rank such items by untrained embeddings.
+    can_score_cold_items: ClassVar[bool] = False
 
     def __init__(self, dataset: Dataset, config: ModelConfig, device: torch.device | str = "cpu"):
         super().__init__()

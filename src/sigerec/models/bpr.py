@@ -30,6 +30,8 @@ class BPR(Recommender):
     Score s(u, i) = e_u . e_i from ID embeddings (Xavier-normal initialised, as MMRec);
     loss = BPR(s(u, i+), s(u, i-)) + reg_weight * (||e_u|| + ||e_i+|| + ||e_i-||) / batch.
     Search space: MMRec's BPR grid (reg_weight, 7 values).
+    Cold items: cannot score them (ID-only: an item without training interactions keeps its
+    random initial embedding; ``can_score_cold_items`` is False).
     """
 
     name = "bpr"

@@ -35,6 +35,8 @@ class LightGCN(Recommender):
     1/(L+1) weights), score = e_u . e_i (eq. 5). Loss: BPR on the final vectors plus
     reg_weight times the norm of the layer-0 embeddings of the batch (as MMRec).
     Search space: MMRec's LightGCN grid (n_layers x reg_weight, 20 combinations).
+    Cold items: cannot score them (ID-only: an item without training interactions has no edge
+    and keeps its random initial embedding; ``can_score_cold_items`` is False).
     """
 
     name = "lightgcn"

@@ -11,7 +11,7 @@ from sigerec.graphs.dataset_graphs import modality_knn_graph
 from sigerec.graphs.item_graphs import KnnMethod
 from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
-from sigerec.models.semantic_branch import BehaviourSemanticRecommender
+from sigerec.models.semantic_branch import BehaviourSemanticRecommender, ColdItemRule
 from sigerec.search_space import SearchSpace, choices
 
 
@@ -31,6 +31,8 @@ class MGCNConfig(ModelConfig):
     - ``temperature`` (0.2): InfoNCE temperature (MMRec passes 0.2).
     - ``train_features`` (True): raw features are trainable, as MMRec's
       ``from_pretrained(freeze=False)``; the kNN graphs come from the initial features either way.
+    - ``cold_item_rule`` ("semantic_neighbours", sigerec's addition): how an item without
+      training interactions is scored, see :class:`MGCN`; "none": by its untrained ID vector.
     Training: MMRec runs MGCN with lr decay (0.96, 50) where the shared default is (1.0, 50);
     ``MGCN.training_defaults`` sets it (``--set learning_rate_scheduler=[1.0,50]`` undoes it).
     """
@@ -43,6 +45,7 @@ class MGCNConfig(ModelConfig):
     cl_weight: NonNegativeFloat = 0.01
     temperature: PositiveFloat = 0.2
     train_features: bool = True
+    cold_item_rule: ColdItemRule = "semantic_neighbours"
 
 
 @register_model
@@ -63,12 +66,17 @@ class MGCN(BehaviourSemanticRecommender):
       in-batch negatives (rows of the batch, repeats included, as MMRec).
     Differences from MMRec: items with all-zero features have no kNN neighbours instead of NaN
     rows (see ``knn_item_graph``); graphs are cached on disk keyed by their inputs.
+    Cold items (``cold_item_rule="semantic_neighbours"``, not in MMRec): an item without training
+    interactions has an untrained ID embedding, so at scoring time its behaviour vector b_i is
+    replaced by mean_m mean_{j in N^m(i), j warm} b_j over its top-k neighbours in S^m, before
+    the fuser; s_i comes from its features as for any item. Warm items and training are unchanged.
     Search space: MMRec's MGCN grid (cl_weight, MMRec's ``cl_loss``, 3 values).
     """
 
     name = "mgcn"
     config_class = MGCNConfig
     needs_features = True
+    can_score_cold_items = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
     search_space: ClassVar[SearchSpace] = {
         "cl_weight": choices(
@@ -90,6 +98,7 @@ class MGCN(BehaviourSemanticRecommender):
             gate=True,
             fuser="attention",
             train_features=config.train_features,
+            cold_item_rule=config.cold_item_rule,
         )
 
     def loss(self, users, positives, negatives):

@@ -14,7 +14,7 @@ from sigerec.graphs.dataset_graphs import cooccurrence_graph, modality_knn_graph
 from sigerec.graphs.item_graphs import COOCCURRENCE_MAX_USER_DEGREE, CooccurrenceWeighting, KnnMethod, mix_graphs
 from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
-from sigerec.models.semantic_branch import BehaviourSemanticRecommender, Fuser
+from sigerec.models.semantic_branch import BehaviourSemanticRecommender, ColdItemRule, Fuser
 from sigerec.search_space import SearchSpace, choices, interval
 
 
@@ -61,6 +61,9 @@ class SIGEConfig(ModelConfig):
     - ``contrastive_warmup`` (0): epochs over which the contrastive weights rise linearly to
       their value (epoch e uses (e + 1) / warmup of them); 0 = full weight from the start.
     Loss (section 6): ``reg_weight`` (1e-4): lambda_reg of (1/2) sum |h|^2 / batch.
+    Cold items (sigerec's addition): ``cold_item_rule`` ("semantic_neighbours"): at scoring time
+    an item without training interactions gets as behaviour vector the mean of its warm kNN
+    neighbours' (``semantic_branch``); "none": its untrained ID vector, as before.
     """
 
     knn_k: PositiveInt = 10
@@ -87,6 +90,7 @@ class SIGEConfig(ModelConfig):
     contrastive_rows: Literal["batch", "unique"] = "unique"
     contrastive_warmup: NonNegativeInt = 0
     reg_weight: NonNegativeFloat = 1e-4
+    cold_item_rule: ColdItemRule = "semantic_neighbours"
 
 
 # The contrastive weights' range: 0.1 stalls SIGE, 0.001 trains but needs ~230 epochs
@@ -122,6 +126,11 @@ class SIGE(BehaviourSemanticRecommender):
     SIGE computes exactly MGCN's scores, loss and gradients (``align_weight`` is MGCN's
     ``cl_weight``); a test checks it. With one modality "pairwise" has no pair and adds 0.
     Training defaults: lr decay (0.96, 50), as sige.md section 6 (and MGCN).
+    Cold items (``cold_item_rule="semantic_neighbours"``): an item without training interactions
+    has an untrained ID embedding, so at scoring time its behaviour vector b_i is replaced by
+    mean_m mean_{j in N^m(i), j warm} b_j over its top-k neighbours in the feature kNN graphs
+    S_hat^m (not S_bar^m: it has no co-occurrence), before the fuser; s_i comes from its
+    features as for any item. Warm items and training are unchanged.
     Search space: docs/sige.md ("Search space"): the infusion, noise, contrastive weights,
     temperature and regulariser around their defaults (1 choice of 3 values and 6 ranges).
     """
@@ -129,6 +138,7 @@ class SIGE(BehaviourSemanticRecommender):
     name = "sige"
     config_class = SIGEConfig
     needs_features = True
+    can_score_cold_items = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate_scheduler": (0.96, 50.0)}
     # No published grid: docs/sige.md's measurements bound each range (see its "Search space").
     search_space: ClassVar[SearchSpace] = {
@@ -149,14 +159,20 @@ class SIGE(BehaviourSemanticRecommender):
 
     def __init__(self, dataset: Dataset, config: SIGEConfig, device="cpu"):
         super().__init__(dataset, config, device)
+        knn_graphs = {
+            m: modality_knn_graph(dataset, m, k=config.knn_k, weighted=config.knn_weighted, method=config.knn_method)
+            for m in self.modalities
+        }
         self.build(
             dataset,
-            self._semantic_graphs(dataset, self.modalities),
+            self._semantic_graphs(dataset, knn_graphs),
             n_ui_layers=config.n_ui_layers,
             n_ii_layers=config.n_ii_layers,
             gate=config.modality_gate,
             fuser=config.fuser,
             train_features=config.train_features,
+            cold_item_rule=config.cold_item_rule,
+            knn_graphs=knn_graphs,
         )
         self.contrastive_scale = 1.0  # set per epoch by the warm-up
 
@@ -164,8 +180,8 @@ class SIGE(BehaviourSemanticRecommender):
         warmup = self.config.contrastive_warmup
         self.contrastive_scale = min(1.0, (epoch + 1) / warmup) if warmup > 0 else 1.0
 
-    def _semantic_graphs(self, dataset: Dataset, modalities: list[str]) -> dict:
-        """S_bar^m for every modality (sections 1-2)."""
+    def _semantic_graphs(self, dataset: Dataset, knn_graphs: dict) -> dict:
+        """S_bar^m for every modality (sections 1-2), from the kNN graphs S_hat^m."""
         config = self.config
         alpha = config.infusion_alpha
         collaborative = None
@@ -177,10 +193,7 @@ class SIGE(BehaviourSemanticRecommender):
                 max_user_degree=config.cooccurrence_max_user_degree,
             )
         graphs = {}
-        for modality in modalities:
-            semantic = modality_knn_graph(
-                dataset, modality, k=config.knn_k, weighted=config.knn_weighted, method=config.knn_method
-            )
+        for modality, semantic in knn_graphs.items():
             graphs[modality] = (
                 semantic if collaborative is None else mix_graphs([semantic, collaborative], [1 - alpha, alpha])
             )
