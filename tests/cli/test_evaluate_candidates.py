@@ -129,3 +129,32 @@ def test_evaluate_with_an_unknown_candidate_set_names_the_choices(cold_run):
     result = runner.invoke(app, ["evaluate", str(cold_run[0]), "--candidates", "hot"])
     assert result.exit_code == 2, result.output
     assert "all, cold, warm" in result.output
+
+
+def test_valid_candidates_cold_stops_on_the_cold_valid_metric(tmp_path):
+    data = _write_dataset(tmp_path / "handcold2", {})
+    runs = tmp_path / "runs"
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(data), "--model", "bpr", "--epochs", "2", "-q", "--out", str(runs)]
+        + ["--set", "valid_candidates=cold"],
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = runs.iterdir()
+    summary = _summary(run_dir)
+    assert summary["valid_candidates"] == "cold"
+    # The valid metrics that chose the best epoch are the cold ones.
+    assert summary["valid"] == summary["valid_cold"]
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert history[summary["best_epoch"]]["valid"] == summary["valid_cold"]
+
+
+def test_valid_candidates_cold_on_a_dataset_without_cold_items_is_refused_before_training(tmp_path):
+    data = _write_dataset(tmp_path / "handwarm2", {4: [6], 5: [7]})
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(data), "--model", "bpr", "--epochs", "1", "-q", "--out", str(tmp_path / "runs")]
+        + ["--set", "valid_candidates=cold"],
+    )
+    assert result.exit_code == 2 and "no cold items" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -72,6 +72,19 @@ def evaluate_split_per_user(
         )
 
 
+def _valid_candidates(dataset: Dataset, candidate_set: str):
+    """The item ids the valid ranking is restricted to, or None for every item."""
+    if candidate_set == "all":
+        return None
+    candidates = ItemTemperature.of(dataset).candidates(candidate_set)
+    if len(candidates) == 0:
+        raise SigerecError(
+            f"valid_candidates={candidate_set}: the dataset has no {candidate_set} items "
+            "(make a cold-items split with `sigerec data import --split cold-items`)."
+        )
+    return candidates
+
+
 class Trainer:
     """Trains one model on one dataset into one run directory.
 
@@ -98,6 +111,7 @@ class Trainer:
         # there ("pruned", e.g. by a search's pruner) and the run finishes as usual.
         self.on_evaluation = None
         self.pruned = False
+        self.valid_candidates = _valid_candidates(dataset, config.training.valid_candidates)
         self.model = build_model(config, dataset)
         self.step_scope = resolve_step_scope(self.training, self.model, dataset)
         self.optimizer = make_optimizer(self.model, self.training, self.step_scope)
@@ -212,7 +226,7 @@ class Trainer:
             }
             if (epoch + 1) % self.training.eval_step == 0:
                 started = time.perf_counter()
-                valid = evaluate_split(self.model, self.dataset, "valid", self.config)
+                valid = evaluate_split(self.model, self.dataset, "valid", self.config, self.valid_candidates)
                 record["eval_seconds"] = time.perf_counter() - started
                 record["valid"] = valid
                 value = valid[self.training.valid_metric]
@@ -262,6 +276,7 @@ class Trainer:
             "torch_threads": torch.get_num_threads(),
             "device": self.training.device,
             "step_scope": self.step_scope,
+            **({"valid_candidates": self.training.valid_candidates} if self.valid_candidates is not None else {}),
             "valid": self.best_valid,
             "test": test,
             **self._cold_and_warm_results(),
