@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 import sigerec
 from sigerec.errors import SigerecError
 from sigerec.serving.metrics import CONTENT_TYPE, ServerMetrics
-from sigerec.serving.model_holder import LoadedModel, ModelHolder
+from sigerec.serving.model_holder import LoadedModel, ModelHolder, load_model
 from sigerec.serving.offline_docs import add_offline_docs
 from sigerec.serving.request_guard import PUBLIC_PATHS, RequestGuard
 from sigerec.serving.service import Recommendation, RecommendationService, UnknownIdError
@@ -150,7 +150,7 @@ def create_app(
     metrics.set_model(model.metadata())
     max_k, max_items = settings.max_k, settings.max_items
     app = FastAPI(
-        title=f"sigerec: {model.service.metadata()['model']} trained on {model.service.metadata()['dataset']}",
+        title=f"sigerec: {model.service.folder.manifest.get('model')} trained on {model.service.folder.manifest.get('dataset')}",
         version=sigerec.__version__,
         description=(
             "Top-k recommendations from an exported sigerec model. Unknown ids answer 404; "
@@ -168,8 +168,7 @@ def create_app(
         current = holder.current  # read once: a reload during this request does not affect it
         threaded = in_threadpool
         if threaded is None:
-            metadata = current.service.folder.item_vectors.shape
-            threaded = metadata[0] * metadata[1] > THREADPOOL_ABOVE_FLOATS
+            threaded = current.service.folder.item_vectors.size > THREADPOOL_ABOVE_FLOATS
         if threaded:
             return await run_in_threadpool(_call, lambda: rank(current))
         return _call(lambda: rank(current))
@@ -325,8 +324,6 @@ async def _reload_workers(holder: ModelHolder, model_dir: str | None, settings: 
     """With ``--workers N`` each worker holds its own copy: check the folder here, then ask the
     supervisor (uvicorn) to replace the workers one by one, each new one ready before its old
     one stops, which is what it does on SIGHUP."""
-    from sigerec.serving.model_holder import load_model
-
     served = holder.current.model_dir
     if model_dir is not None and FilePath(model_dir).resolve() != served:
         raise HTTPException(
