@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -118,6 +119,26 @@ class Recommender(nn.Module):
             )
         self.graph.batch_local = True
         self.graph.fanout = fanout
+
+    def prepare_cold_item_rule(self, dataset: Dataset, k: int) -> None:
+        """Find each cold item's k nearest warm items by content (``graphs/cold_neighbours.py``,
+        on the dataset's raw features) for :meth:`apply_cold_item_rule`; the same rule serving
+        applies to items added later, so evaluation and ``sigerec add-items`` agree."""
+        from sigerec.graphs.cold_neighbours import cold_item_weights
+        from sigerec.graphs.propagation import SparseOperator
+
+        warm = np.diff(sp.csc_matrix(dataset.train).indptr) > 0
+        features = [np.asarray(dataset.features[m], dtype=np.float32) for m in self.modalities]
+        cold, weights = cold_item_weights(features, warm, k)
+        self.cold_item_rows = torch.as_tensor(cold, device=self.device) if len(cold) else None
+        self.cold_item_weights = SparseOperator(weights, self.device) if len(cold) else None
+
+    def apply_cold_item_rule(self, item_vectors: torch.Tensor) -> torch.Tensor:
+        """``item_vectors`` [n_items, d] with each cold item's row replaced by the mean of its
+        warm neighbours' rows (unchanged without :meth:`prepare_cold_item_rule` or cold items)."""
+        if getattr(self, "cold_item_rows", None) is None:
+            return item_vectors
+        return item_vectors.index_copy(0, self.cold_item_rows, self.cold_item_weights @ item_vectors)
 
     def pre_epoch(self, epoch: int) -> None:
         """Hook before each training epoch; default: nothing."""
