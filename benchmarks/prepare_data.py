@@ -18,6 +18,9 @@ Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset
 - baby-official, sports-official: MMRec's official splits (<ds>/official/, the ones MMRec papers
   report on) with the same text features as baby and sports; official Sports item ids are the
   ranks of the sorted ASINs, so the titles are keyed to them through that ranking.
+- ml100k-cold, baby-cold: item cold-start splits (`--split cold-items`, 20% of the items, seed 0,
+  cold items drawn among items with text) of ML-100k ratings >= 4 (text + genre as ml100k) and of
+  the official Baby pairs (text as baby-official); see benchmarks/cold_start.py.
 No synthetic features are made: a modality exists only where real content does.
 A dataset whose feature files are all present is skipped unless --force.
 """
@@ -48,7 +51,10 @@ MODALITIES = {
     "sports": ("text",),
     "baby-official": ("text",),
     "sports-official": ("text",),
+    "ml100k-cold": ("text", "genre"),
+    "baby-cold": ("text",),
 }
+COLD_FRACTION, COLD_SEED = 0.2, 0  # the item cold-start splits: 20% of the items, drawn with seed 0
 SEEDED_ML100K = "ml100k-s"  # prefix of ml100k re-split with another seed: ml100k-s<seed>
 CROSSWALK = REPO / "benchmarks" / "data" / "ml100k_ml1m_crosswalk.tsv"
 REKEYED_LINK = "ml-100k.rekeyed.link"
@@ -68,7 +74,12 @@ def prepare_ml100k(source: Path, out: Path, force: bool, seed: int = SEED) -> No
         str(out),
         *(["--force"] if force else []),
     )
-    items = str(movielens / "ml-100k.item")
+    _encode_ml100k(source, out)
+
+
+def _encode_ml100k(source: Path, out: Path) -> None:
+    """ML-100k's text (title, year, genres) and genre features, from its item file."""
+    items = str(source / "ml-100k" / "ml-100k.item")
     run_sigerec(
         "encode",
         "text",
@@ -128,17 +139,14 @@ def prepare_baby(source: Path, out: Path, force: bool, official: bool = False) -
     baby = source / "baby"
     copy_file(baby / ("official" if official else "") / "baby.inter", out, force)
     copy_file(baby / "i_id_mapping.csv", out, force)  # MMRec's asin -> itemID: the ids of both splits
+    _encode_baby_text(source, "asin", out)
+
+
+def _encode_baby_text(source: Path, id_col: str, out: Path) -> None:
+    """all-MiniLM-L6-v2 on Baby's partial titles and descriptions, items matched by ``id_col``."""
+    texts = str(source / "baby" / "content" / "baby_item_text_partial.jsonl")
     run_sigerec(
-        "encode",
-        "text",
-        str(baby / "content" / "baby_item_text_partial.jsonl"),
-        "--data",
-        str(out),
-        "--id-col",
-        "asin",
-        "--text-cols",
-        "title,description",
-        "--quiet",
+        "encode", "text", texts, "--data", str(out), "--id-col", id_col, "--text-cols", "title,description", "--quiet"
     )
 
 
@@ -152,6 +160,26 @@ def prepare_sports(source: Path, out: Path, force: bool, official: bool = False)
     )
 
 
+def prepare_cold(source: Path, out: Path, force: bool, dataset: str) -> None:
+    """An item cold-start split (``--split cold-items``): ``COLD_FRACTION`` of the items held out,
+    half to valid and half to test, drawn among the items with text (the dataset is imported,
+    its features encoded, then imported again drawing cold items among the encoded ones)."""
+    if dataset == "ml100k-cold":
+        interactions = source / "ml-100k" / "ml-100k.inter"
+        columns = ["--user-col", "user_id", "--item-col", "item_id", "--time-col", "timestamp"]
+        columns += ["--rating-col", "rating", "--min-rating", "4"]
+        encode = partial(_encode_ml100k, source)
+    else:
+        interactions = source / "baby" / "official" / "baby.inter"
+        columns = ["--user-col", "userID", "--item-col", "itemID"]  # the official split's pairs, re-split
+        encode = partial(_encode_baby_text, source, "itemID")
+    split = ["--split", "cold-items", "--cold-fraction", str(COLD_FRACTION), "--seed", str(COLD_SEED)]
+    run_sigerec("data", "import", str(interactions), *columns, *split, "--out", str(out), "--force")
+    encode(out)
+    with_text = ["--cold-only-with-content", "text"]
+    run_sigerec("data", "import", str(interactions), *columns, *split, *with_text, "--out", str(out), "--force")
+
+
 PREPARERS = {
     "ml100k": prepare_ml100k,
     "ml100k-kg": prepare_ml100k_kg,
@@ -159,6 +187,8 @@ PREPARERS = {
     "sports": prepare_sports,
     "baby-official": partial(prepare_baby, official=True),
     "sports-official": partial(prepare_sports, official=True),
+    "ml100k-cold": partial(prepare_cold, dataset="ml100k-cold"),
+    "baby-cold": partial(prepare_cold, dataset="baby-cold"),
 }
 
 
