@@ -1,4 +1,4 @@
-"""``sigerec export``, ``recommend`` and ``similar``: from a trained run to recommendations."""
+"""``sigerec export``, ``recommend``, ``similar`` and ``add-items``: from a trained run to recommendations."""
 
 from __future__ import annotations
 
@@ -79,6 +79,73 @@ def similar_command(
     _print(_call(service.similar_items, item, k), f"{k} items similar to {item}")
 
 
+@report_errors
+def add_items_command(
+    model_dir: Annotated[Path, typer.Argument(help="A folder written by `sigerec export`.")],
+    items_file: Annotated[Path, typer.Argument(help="The new items: CSV, TSV, Parquet or JSON lines.")],
+    id_col: Annotated[
+        str | None, typer.Option(help="Column of the new items' ids (default: the recorded one).")
+    ] = None,
+    text_cols: Annotated[
+        str | None, typer.Option(help="The text columns, as encoded for the model (default: the recorded ones).")
+    ] = None,
+    image_col: Annotated[str | None, typer.Option(help="The image column (default: the recorded one).")] = None,
+    title_col: Annotated[str | None, typer.Option(help="Column of titles (default: the recorded one).")] = None,
+    text_model: Annotated[
+        Path | None, typer.Option(help="Local copy of the text encoder, when the recorded path does not exist here.")
+    ] = None,
+    image_model: Annotated[
+        Path | None, typer.Option(help="Local EfficientNet-Lite0 weights, when the recorded path does not exist here.")
+    ] = None,
+) -> None:
+    """Add new items to an exported model without retraining; the folder is rewritten atomically.
+
+    Each item is encoded with the encoders the model's features were made with and gets the
+    vector of the model's cold-item rule (the mean vector of its most similar warm items).
+    Needs a content model trained with cold_item_rule=warm_neighbours.
+
+    Example: sigerec add-items models/ml100k new_movies.csv --id-col item_id
+    """
+    from sigerec.data.tabular import read_table
+    from sigerec.serving.cold_items import new_item_spec
+    from sigerec.serving.model_folder import ModelFolder, save_model_folder
+    from sigerec.serving.new_items import EncoderPaths, add_items
+
+    folder = ModelFolder.load(model_dir)
+    spec = new_item_spec(folder)
+    _check_recorded_columns(spec, text_cols, image_col)
+    table = read_table(items_file)
+    if id_col is not None and id_col != spec["id_col"]:
+        if id_col not in table.frame.columns:
+            raise SigerecError(f"{items_file}: no column '{id_col}' (--id-col).")
+        frame = table.frame.drop(columns=[spec["id_col"]], errors="ignore").rename(columns={id_col: spec["id_col"]})
+        table.frame = frame
+    new = add_items(folder, table, EncoderPaths(text_model, image_model), title_col)
+    save_model_folder(new, model_dir)
+    added = len(new.item_ids) - len(folder.item_ids)
+    console.print(f"added {added} items to {model_dir}: {len(new.item_ids)} items now")
+
+
+def _check_recorded_columns(spec: dict, text_cols: str | None, image_col: str | None) -> None:
+    """Explicit columns must be those the model's features were encoded from: other columns
+    would give vectors the model's neighbours were never compared with."""
+    encoders = [e for e in spec["encoders"].values() if e is not None]
+    if text_cols is not None:
+        given = [c.strip() for c in text_cols.split(",") if c.strip()]
+        recorded = [e["columns"] for e in encoders if e["kind"] == "text"]
+        if given not in recorded:
+            expected = " or ".join(",".join(r) for r in recorded) or "none (the model has no text modality)"
+            raise SigerecError(
+                f"--text-cols {text_cols}: the model's text features were encoded from {expected}; "
+                "give the new items those columns, in that order."
+            )
+    if image_col is not None:
+        recorded = [e["image_col"] for e in encoders if e["kind"] == "image"]
+        if image_col not in recorded:
+            expected = " or ".join(recorded) or "none (the model has no image modality)"
+            raise SigerecError(f"--image-col {image_col}: the model's image features were encoded from {expected}.")
+
+
 def _service(model_dir: Path, index: str):
     from sigerec.serving.model_folder import ModelFolder
     from sigerec.serving.service import RecommendationService
@@ -106,3 +173,4 @@ def register_export_commands(app: typer.Typer) -> None:
     app.command("export")(export_command)
     app.command("recommend")(recommend_command)
     app.command("similar")(similar_command)
+    app.command("add-items")(add_items_command)

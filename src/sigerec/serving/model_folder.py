@@ -6,8 +6,12 @@
 - ``user_ids.txt`` / ``item_ids.txt``: the raw id of each row, one per line;
 - ``seen.npz``: each user's training items (excluded from their recommendations);
 - ``item_titles.json`` (optional): a title per item, "" where unknown;
+- ``item_features_<modality>.npy`` (optional): the raw features of each modality [n_items, F],
+  for models whose cold-item rule lets new items be added (``serving/cold_items.py``);
 - ``config.yaml`` and ``summary.json``: the run's settings and metrics;
-- ``manifest.json``: format version, model, dataset, shapes and the sha256 of every file.
+- ``manifest.json``: format version, model, dataset, shapes and the sha256 of every file, plus
+  ``cold_items``: the model's rule for items without interactions and, where new items can be
+  added (``sigerec add-items``, ``POST /items``), the encoders and item fields they need.
 
 ``ModelFolder.load`` checks all of it and refuses, naming the file and the fix, a folder that
 is incomplete, corrupt (checksum) or of another format version.
@@ -20,7 +24,7 @@ import hashlib
 import html
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,13 @@ USER_VECTORS, ITEM_VECTORS = "user_vectors.npy", "item_vectors.npy"
 USER_IDS, ITEM_IDS = "user_ids.txt", "item_ids.txt"
 SEEN, TITLES = "seen.npz", "item_titles.json"
 REQUIRED_FILES = (USER_VECTORS, ITEM_VECTORS, USER_IDS, ITEM_IDS, SEEN)
+# Files of the training run kept beside the model, carried into every new version of the folder.
+RUN_FILES = ("config.yaml", "summary.json")
+
+
+def item_features_file(modality: str) -> str:
+    """``item_features_<modality>.npy``: a modality's raw features, kept to add new items."""
+    return f"item_features_{modality}.npy"
 
 
 @dataclass
@@ -49,6 +60,8 @@ class ModelFolder:
     seen: sp.csr_matrix  # [n_users, n_items] training items
     manifest: dict
     path: Path | None = None
+    # modality -> [n_items, F] raw features; only for models that can take new items
+    item_features: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelFolder:
@@ -85,6 +98,13 @@ class ModelFolder:
         titles = None
         if TITLES in manifest["files"]:
             titles = np.asarray(json.loads((path / TITLES).read_text(encoding="utf-8")), dtype=object)
+        item_features = {}
+        for modality in _feature_modalities(manifest, path):
+            name = item_features_file(modality)
+            _check_file(path, name, manifest)
+            # Mapped, not read: only adding items needs them, and a swapped-in new version of
+            # the folder leaves the mapped (old) file readable until it is dropped.
+            item_features[modality] = np.load(path / name, mmap_mode="r", allow_pickle=False)
         folder = cls(
             user_vectors=np.load(path / USER_VECTORS, allow_pickle=False),
             item_vectors=np.load(path / ITEM_VECTORS, allow_pickle=False),
@@ -94,6 +114,7 @@ class ModelFolder:
             seen=sp.load_npz(path / SEEN).tocsr(),
             manifest=manifest,
             path=path,
+            item_features=item_features,
         )
         folder._check_shapes()
         return folder
@@ -109,6 +130,12 @@ class ModelFolder:
             raise SigerecError(f"{where}: {SEEN} is {self.seen.shape}, expected ({n_users}, {n_items}).")
         if self.titles is not None and len(self.titles) != n_items:
             raise SigerecError(f"{where}: {TITLES} has {len(self.titles)} titles for {n_items} items.")
+        for modality, features in self.item_features.items():
+            if features.ndim != 2 or features.shape[0] != n_items:
+                raise SigerecError(
+                    f"{where}: {item_features_file(modality)} is {features.shape}, expected ({n_items}, dim); "
+                    "export the run again."
+                )
 
 
 def export_run(
@@ -126,6 +153,7 @@ def export_run(
 
     from sigerec.data.builtin import resolve_data_path
     from sigerec.data.id_maps import ITEM_MAP_FILE, USER_MAP_FILE, item_raw_ids, read_id_mapping
+    from sigerec.serving.cold_items import cold_item_record
     from sigerec.training.runner import load_trained_model
 
     out = Path(out)
@@ -158,9 +186,19 @@ def export_run(
         "checkpoint": checkpoint,
         "metrics": {split: summary.get(split, {}) for split in ("valid", "test")},
     }
-    run_files = [run_dir / name for name in ("config.yaml", "summary.json") if (run_dir / name).exists()]
+    description["cold_items"], item_features = cold_item_record(model, config, dataset, dataset_dir, title_col)
+    run_files = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
     return write_model_folder(
-        out, user_vectors, item_vectors, user_ids, item_ids, dataset.train, description, titles, run_files
+        out,
+        user_vectors,
+        item_vectors,
+        user_ids,
+        item_ids,
+        dataset.train,
+        description,
+        titles,
+        run_files,
+        item_features,
     )
 
 
@@ -174,11 +212,48 @@ def write_model_folder(
     description: dict,
     titles: np.ndarray | None = None,
     copied_files: list[Path] = (),
+    item_features: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write a model folder in one step: vectors, ids, seen items, optional titles, ``copied_files``
-    and a manifest with ``description`` and every file's digest. ``out`` is replaced if it exists
-    (the caller checks it may be); a kill at any moment leaves the old folder or the new one
-    (``safe_write.write_folder``), so a server reloading it never sees half an export."""
+    """Write a model folder in one step: vectors, ids, seen items, optional titles and item
+    features, ``copied_files`` and a manifest with ``description`` and every file's digest.
+    ``out`` is replaced if it exists (the caller checks it may be); a kill at any moment leaves
+    the old folder or the new one (``safe_write.write_folder``), so a server reloading it never
+    sees half an export."""
+    _write_model_folder(
+        out, user_vectors, item_vectors, user_ids, item_ids, seen, description, titles, copied_files, item_features
+    )
+    return out
+
+
+def save_model_folder(folder: ModelFolder, out: Path) -> ModelFolder:
+    """Write ``folder`` (e.g. with items added) as a new version of the model folder ``out``,
+    atomically as ``write_model_folder``; the run's files are carried over from ``folder.path``.
+    Returns the folder as written (its new manifest, ``path=out``)."""
+    manifest = folder.manifest
+    description = {key: manifest.get(key) for key in ("model", "dataset", "run", "checkpoint", "metrics")}
+    description.update({key: manifest[key] for key in ("cold_items", "items_added") if key in manifest})
+    carried = [folder.path / name for name in RUN_FILES if folder.path and name in manifest.get("files", {})]
+    written = _write_model_folder(
+        Path(out), folder.user_vectors, folder.item_vectors, folder.user_ids, folder.item_ids, folder.seen,
+        description, folder.titles, carried, folder.item_features,
+    )  # fmt: skip
+    return replace(folder, manifest=written, path=Path(out))
+
+
+def _write_model_folder(
+    out: Path,
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    seen: sp.spmatrix,
+    description: dict,
+    titles: np.ndarray | None,
+    copied_files: list[Path],
+    item_features: dict[str, np.ndarray] | None,
+) -> dict:
+    """``write_model_folder``'s work; returns the manifest written."""
+    written = {}
 
     def build(staging: Path) -> None:
         np.save(staging / USER_VECTORS, np.ascontiguousarray(user_vectors, dtype=np.float32))
@@ -188,6 +263,8 @@ def write_model_folder(
         sp.save_npz(staging / SEEN, sp.csr_matrix(seen, dtype=np.float32))
         if titles is not None:
             (staging / TITLES).write_text(json.dumps(list(titles), ensure_ascii=False), encoding="utf-8")
+        for modality, features in (item_features or {}).items():
+            np.save(staging / item_features_file(modality), np.ascontiguousarray(features, dtype=np.float32))
         for path in copied_files:
             shutil.copyfile(path, staging / path.name)
         manifest = {
@@ -202,12 +279,25 @@ def write_model_folder(
             "n_items": int(item_vectors.shape[0]),
             "dim": int(item_vectors.shape[1]),
             "metrics": description.get("metrics", {}),
+            **{key: description[key] for key in ("cold_items", "items_added") if description.get(key) is not None},
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        written.update(manifest)
 
     write_folder(out, build)
-    return out
+    return written
+
+
+def _feature_modalities(manifest: dict, path: Path) -> list[str]:
+    """The modalities whose ``item_features_<modality>.npy`` the manifest's ``cold_items`` names."""
+    cold_items = manifest.get("cold_items")
+    modalities = cold_items.get("modalities", []) if isinstance(cold_items, dict) else []
+    if not isinstance(modalities, list) or not all(isinstance(m, str) and m for m in modalities):
+        raise SigerecError(
+            f"{path / MANIFEST}: 'cold_items.modalities' is not a list of names; export the model again."
+        )
+    return modalities
 
 
 def _raw_ids(raw: np.ndarray | None, count: int, map_path: Path) -> np.ndarray:
