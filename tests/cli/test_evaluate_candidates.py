@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -158,3 +159,54 @@ def test_valid_candidates_cold_on_a_dataset_without_cold_items_is_refused_before
     )
     assert result.exit_code == 2 and "no cold items" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.fixture(scope="module")
+def cold_content_run(tmp_path_factory):
+    """The cold dataset with a content modality, VBPR for one epoch (default rule warm_neighbours)."""
+    root = tmp_path_factory.mktemp("coldcontent")
+    data = _write_dataset(root / "handcoldcontent", {})
+    np.save(data / "genre_feat.npy", np.eye(8, 3, dtype=np.float32) + np.eye(8, 3, k=-5, dtype=np.float32))
+    result = runner.invoke(
+        app, ["train", "--data", str(data), "--model", "vbpr", "--epochs", "1", "-q", "--out", str(root / "runs")]
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (root / "runs").iterdir()
+    return run_dir
+
+
+def test_evaluate_with_the_runs_own_cold_item_rule_gives_the_runs_numbers(cold_content_run):
+    plain = runner.invoke(app, ["evaluate", str(cold_content_run), "--candidates", "cold", "--format", "csv"])
+    same = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(cold_content_run),
+            "--candidates",
+            "cold",
+            "--format",
+            "csv",
+            "--cold-item-rule",
+            "warm_neighbours",
+        ],
+    )
+    other = runner.invoke(
+        app, ["evaluate", str(cold_content_run), "--candidates", "cold", "--format", "csv", "--cold-item-rule", "none"]
+    )
+    assert plain.exit_code == same.exit_code == other.exit_code == 0, other.output
+    assert plain.output == same.output
+    assert _rows(other.output)[0] == _rows(plain.output)[0]  # same table, numbers of another rule
+
+
+def test_evaluate_refuses_an_unknown_cold_item_rule_naming_the_choices(cold_content_run):
+    result = runner.invoke(app, ["evaluate", str(cold_content_run), "--cold-item-rule", "nearest"])
+    assert result.exit_code == 2
+    assert (
+        "--cold-item-rule" in result.output and "warm_neighbours" in result.output and "Traceback" not in result.output
+    )
+
+
+def test_evaluate_with_a_cold_item_rule_on_a_model_without_one_says_so(cold_run):
+    result = runner.invoke(app, ["evaluate", str(cold_run[0]), "--cold-item-rule", "none"])
+    assert result.exit_code == 2
+    assert "bpr has no cold-item rule" in result.output

@@ -162,6 +162,13 @@ def evaluate_command(
             "interaction that appear in valid or test: the item cold-start number) or warm (items with one).",
         ),
     ] = "all",
+    cold_item_rule: Annotated[
+        str | None,
+        typer.Option(
+            help="Score cold items with this rule instead of the run's (e.g. none, warm_neighbours): the same "
+            "weights, another rule. Only models that can score cold items have one."
+        ),
+    ] = None,
 ) -> None:
     """Re-evaluate a run's saved weights on valid and test (all metrics, all K).
 
@@ -170,6 +177,7 @@ def evaluate_command(
     and counted in the 'users' and 'skipped users' columns.
 
     Example: sigerec evaluate runs/lightgcn-baby-20261126-101500 --candidates cold
+             sigerec evaluate runs/sige-ml100k-cold-<time> --candidates cold --cold-item-rule none
     """
     from sigerec.evaluation.candidates import ItemTemperature, check_candidate_set, users_with_relevant_items
     from sigerec.evaluation.metrics import metric_keys
@@ -180,12 +188,13 @@ def evaluate_command(
     if checkpoint not in {"best", "last"}:
         raise SigerecError(f"--checkpoint must be best or last, got {checkpoint!r}.")
     check_candidate_set(candidates)
+    overrides = _cold_item_rule_override(run_dir, cold_item_rule)
     if candidates == "all":
-        results = evaluate_run(run_dir, checkpoint, warn=warn)
+        results = evaluate_run(run_dir, checkpoint, warn=warn, overrides=overrides)
         rows = [{"split": split, **metrics} for split, metrics in results.items()]
         typer.echo(format_table(rows, fmt), nl=False)
         return
-    model, dataset, config = load_trained_model(run_dir, checkpoint, warn=warn)
+    model, dataset, config = load_trained_model(run_dir, checkpoint, warn=warn, overrides=overrides)
     items = ItemTemperature.of(dataset).candidates(candidates)
     if len(items) == 0:
         raise SigerecError(
@@ -202,6 +211,23 @@ def evaluate_command(
         row.update(evaluate_split(model, dataset, split, config, items) if evaluated else no_metrics)
         rows.append(row)
     typer.echo(format_table(rows, fmt), nl=False)
+
+
+def _cold_item_rule_override(run_dir: Path, rule: str | None) -> dict | None:
+    """``{"cold_item_rule": rule}``, or a clear refusal for a model that has no such setting."""
+    if rule is None:
+        return None
+    from sigerec.config import config_fields
+    from sigerec.models.registry import get_model_class
+    from sigerec.training.run_directory import RunDirectory
+
+    model = RunDirectory.existing(run_dir).read_config()["model"]
+    if "cold_item_rule" not in config_fields(get_model_class(model).config_class):
+        raise SigerecError(
+            f"--cold-item-rule: {model} has no cold-item rule to change (ID-only models cannot score cold items; "
+            "pop and contentknn rank them by their own formula); use it with a content model such as sige or vbpr."
+        )
+    return {"cold_item_rule": rule}
 
 
 @report_errors

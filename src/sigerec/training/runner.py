@@ -195,12 +195,17 @@ def _finish_seeds(
     return aggregate
 
 
-def load_run_config(run: RunDirectory, device: str | None = None) -> RunConfig:
+def load_run_config(run: RunDirectory, device: str | None = None, overrides: dict | None = None) -> RunConfig:
+    """The run's saved settings; ``overrides`` replace some (only settings that do not change
+    the weights' shapes make sense, e.g. ``cold_item_rule``)."""
     saved = run.read_config()
     flags = {"device": device} if device is not None else None
     try:
-        return resolve_config(saved["model"], saved["data"], config_file=run.file("config.yaml"), flags=flags)
+        file = run.file("config.yaml")
+        return resolve_config(saved["model"], saved["data"], config_file=file, overrides=overrides, flags=flags)
     except SettingError as error:
+        if overrides and error.key in overrides:
+            raise SigerecError(str(error).replace("--set: ", f"--{error.key.replace('_', '-')}: ", 1)) from None
         # Runs saved before settings were range-checked may hold a value that is refused now.
         raise SigerecError(
             f"{error} The run was saved with a value this version refuses; edit '{error.key}' in "
@@ -229,26 +234,29 @@ def resume(
 
 
 def evaluate_run(
-    run_path: str | Path, checkpoint: str = "best", splits=("valid", "test"), warn=None
+    run_path: str | Path, checkpoint: str = "best", splits=("valid", "test"), warn=None, overrides: dict | None = None
 ) -> dict[str, dict]:
     """Re-evaluate a run's saved weights (``best`` or ``last``) on the given splits."""
     from sigerec.training.trainer import evaluate_split
 
-    model, dataset, config = load_trained_model(run_path, checkpoint, warn=warn)
+    model, dataset, config = load_trained_model(run_path, checkpoint, warn=warn, overrides=overrides)
     return {split: evaluate_split(model, dataset, split, config) for split in splits}
 
 
-def load_trained_model(run_path: str | Path, checkpoint: str = "best", warn=None, device: str | None = None):
+def load_trained_model(
+    run_path: str | Path, checkpoint: str = "best", warn=None, device: str | None = None, overrides: dict | None = None
+):
     """``(model, dataset, config)`` of a run, with the ``best`` or ``last`` saved weights, in eval mode.
 
-    ``device`` overrides the run's device (e.g. "cpu" to export a model trained on a GPU).
+    ``device`` overrides the run's device (e.g. "cpu" to export a model trained on a GPU);
+    ``overrides`` some scoring settings (see :func:`load_run_config`).
     """
     from sigerec.errors import SigerecError
     from sigerec.training.run_directory import BEST_CHECKPOINT, LAST_CHECKPOINT
     from sigerec.training.trainer import build_model
 
     run = RunDirectory.existing(run_path)
-    config = load_run_config(run, device)
+    config = load_run_config(run, device, overrides)
     dataset = load_run_dataset(config, warn=warn)
     name = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}[checkpoint]
     state = run.load_checkpoint(name, config.training.device)
