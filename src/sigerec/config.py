@@ -191,6 +191,30 @@ class ModelConfig(CheckedSettings):
     embedding_size: PositiveInt = 64
 
 
+# The rule every content model applies to a cold item (no training interaction) unless told
+# otherwise: its k most content-similar warm items lend their final vectors
+# (graphs/cold_neighbours.py, the rule serving also uses for items added later).
+DEFAULT_COLD_ITEM_RULE = "warm_neighbours"
+ColdItemRule = Literal["warm_neighbours", "none"]
+
+
+@dataclass
+class ColdItemSettings(ModelConfig):
+    """Base of the configs of models that score cold items from content (``can_score_cold_items``).
+
+    - ``cold_item_rule`` ("warm_neighbours"): a cold item's final vector is the mean over
+      modalities of the mean final vector of its ``cold_item_k`` most cosine-similar warm items
+      by raw features (``graphs/cold_neighbours.py``); "none": its untrained vector, as before.
+      A model may accept more values (its own content branch) by redeclaring the field with a
+      wider ``Literal`` and default :data:`DEFAULT_COLD_ITEM_RULE`.
+    - ``cold_item_k`` (10): the warm neighbours per modality.
+    Neither changes training, users or warm items.
+    """
+
+    cold_item_rule: ColdItemRule = DEFAULT_COLD_ITEM_RULE
+    cold_item_k: PositiveInt = 10
+
+
 def config_fields(config_class: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(config_class)}
 

@@ -117,7 +117,8 @@ def test_loss_with_one_negative_is_the_two_way_softmax_of_the_cosines():
 
 
 def test_loss_adds_the_drawn_negatives_to_the_trainers_one():
-    model = _model(n_items=5, n_negatives=4)
+    # Item 4 is cold: "none" keeps embeddings() the vectors the loss trains (no cold-item rule).
+    model = _model(n_items=5, n_negatives=4, cold_item_rule="none")
     users, positives, negatives = torch.tensor([1, 2]), torch.tensor([0, 3]), torch.tensor([3, 2])
     torch.manual_seed(7)
     drawn = model.sample_negatives(users, 3)
@@ -177,7 +178,7 @@ def test_unknown_language_modality_raises_an_error_listing_the_modalities():
 
 
 def test_new_item_from_text_equals_an_item_without_interactions():
-    model = _model(n_items=5)  # item 4 has no training edge
+    model = _model(n_items=5, cold_item_rule="none")  # item 4 has no training edge; its plain forward
     _, items = model.embeddings()
     assert torch.allclose(model.item_vectors_from_text(TEXT[4]), items[[4]], atol=1e-6)
     assert torch.allclose(model.item_vectors_from_text(TEXT[[4, 4]]), items[[4, 4]], atol=1e-6)

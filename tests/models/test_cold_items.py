@@ -1,19 +1,34 @@
-"""Cold items in SIGE and MGCN (models/semantic_branch.py): the warm-neighbour rule, by hand."""
+"""Cold items in the seven content models: ``cold_item_rule`` and ``cold_item_k``, by hand.
+
+A cold item has no training interaction. "warm_neighbours" (every model's default) replaces its
+final vector by its warm content neighbours' mean (``graphs/cold_neighbours.py``); SIGE and MGCN
+also offer "behaviour_neighbours", VBPR "content_factors", AlphaRec "content_branch".
+"""
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
-from semantic_fixtures import N_ITEMS, N_USERS, hand_features
+from semantic_fixtures import N_ITEMS, N_USERS, hand_dataset, hand_features
 from sigerec.data.dataset import Dataset
+from sigerec.graphs.cold_neighbours import cold_item_weights
+from sigerec.models import get_model_class
 from sigerec.models.bpr import BPR
 from sigerec.models.lightgcn import LightGCN
-from sigerec.models.mgcn import MGCN, MGCNConfig
-from sigerec.models.semantic_branch import cold_item_neighbour_means
-from sigerec.models.sige import SIGE, SIGEConfig
 
+CONTENT_MODELS = ["sige", "mgcn", "freedom", "lgmrec", "bm3", "vbpr", "alpharec"]
 COLD = [8, 9]  # no training interaction in the dataset below; both in test
+WARM = list(range(8))
+K = 3
+SMALL = {
+    "sige": {"knn_k": 4, "cooccurrence_k": 3},
+    "mgcn": {"knn_k": 4},
+    "freedom": {"knn_k": 4},
+    "alpharec": {"mlp_hidden_size": 8},
+}
+# Warm users, positives and negatives of one training batch.
+BATCH = (torch.tensor([0, 3, 5]), torch.tensor([0, 3, 5]), torch.tensor([2, 7, 1]))
 
 
 def cold_dataset():
@@ -25,66 +40,89 @@ def cold_dataset():
     return Dataset("cold", N_USERS, N_ITEMS, train, train.copy(), test, features=hand_features())
 
 
-def build(model_class, rule):
+def build(name, rule, dataset=None):
     torch.manual_seed(0)
-    config_class = {SIGE: SIGEConfig, MGCN: MGCNConfig}[model_class]
-    return model_class(cold_dataset(), config_class(embedding_size=8, knn_k=4, cold_item_rule=rule))
+    model_class = get_model_class(name)
+    config = model_class.config_class(embedding_size=8, cold_item_rule=rule, cold_item_k=K, **SMALL.get(name, {}))
+    model = model_class(cold_dataset() if dataset is None else dataset, config)
+    return model.eval()
 
 
-def test_neighbour_means_average_warm_neighbours_per_modality_then_modalities():
-    warm = np.array([True, True, False, False])
-    # Row i: item i's top-k (self included). Item 2: {2, 0, 1} and {2, 1}; item 3: {3, 2} (no warm
-    # neighbour, skipped) and {3, 0}.
-    first = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0.5, 0.2, 1, 0], [0, 0, 0.3, 1]]))
-    second = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0.7, 1, 0], [0.1, 0, 0, 1]]))
-    cold, means = cold_item_neighbour_means([first, second], warm)
-    np.testing.assert_array_equal(cold, [2, 3])
-    expected = [[(0.5 + 0) / 2, (0.5 + 1) / 2, 0, 0], [1, 0, 0, 0]]
-    np.testing.assert_allclose(means.toarray(), expected)
+def neighbour_means(item_vectors):
+    """The cold items' rows [2, d] by the shared rule, computed with ``cold_item_weights`` directly."""
+    features = hand_features()
+    warm = np.isin(np.arange(N_ITEMS), WARM)
+    cold, weights = cold_item_weights([features[m] for m in sorted(features)], warm, K)
+    np.testing.assert_array_equal(cold, COLD)
+    return torch.from_numpy(weights.toarray()) @ item_vectors.detach()
 
 
-def test_a_cold_item_without_warm_neighbours_keeps_its_own_vector():
-    warm = np.array([True, False, False])
-    graph = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0.5], [0.4, 0, 1]]))
-    cold, means = cold_item_neighbour_means([graph], warm)
-    np.testing.assert_array_equal(cold, [2])
-    np.testing.assert_allclose(means.toarray(), [[1, 0, 0]])
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_warm_neighbours_gives_cold_items_their_warm_neighbours_mean_final_vector(name):
+    users_none, items_none = build(name, "none").embeddings()
+    users, items = build(name, "warm_neighbours").embeddings()
+    torch.testing.assert_close(items[COLD], neighbour_means(items_none))
+    assert torch.equal(items[WARM], items_none[WARM])
+    assert torch.equal(users, users_none)
 
 
-@pytest.mark.parametrize("model_class", [SIGE, MGCN])
-def test_cold_items_score_with_their_warm_neighbours_behaviour(model_class):
-    model = build(model_class, "semantic_neighbours")
-    behaviour = model.graph.propagate(model.embedding, model.n_ui_layers)
-    item_behaviour = behaviour[N_USERS:]
-    # The feature kNN graphs' rows, by hand: SIGE mixes co-occurrence into its item graphs, but a
-    # cold item co-occurs with nothing, so its rows of S_bar are those of the kNN graph, scaled.
-    expected_rows = []
-    for item in COLD:
-        per_modality = []
-        for modality in model.modalities:
-            neighbours = [j for j in model.item_graphs[modality].scipy[item].indices if j not in COLD]
-            per_modality.append(item_behaviour[neighbours].mean(0))
-        expected_rows.append(torch.stack(per_modality).mean(0))
-    replaced = behaviour.clone()
-    replaced[N_USERS + np.array(COLD)] = torch.stack(expected_rows)
-    semantics = {m: torch.cat([model.graph.user_item @ z, z]) for m, z in model.item_semantics().items()}
-    expected = (replaced + model.fuser(semantics, replaced))[N_USERS:]
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_warm_neighbours_is_the_default_and_changes_nothing_without_cold_items(name):
+    model_class = get_model_class(name)
+    assert model_class.config_class().cold_item_rule == "warm_neighbours"
+    assert model_class.config_class().cold_item_k == 10
+    with_rule, without = build(name, "warm_neighbours", hand_dataset()), build(name, "none", hand_dataset())
+    for vectors, plain in zip(with_rule.embeddings(), without.embeddings()):
+        assert torch.equal(vectors, plain)
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_the_rule_leaves_training_unchanged(name):
+    losses = []
+    for rule in ("warm_neighbours", "none"):
+        model = build(name, rule).train()
+        torch.manual_seed(3)
+        losses.append(model.loss(*BATCH))
+    assert torch.equal(losses[0], losses[1])
+
+
+def test_vbpr_content_factors_zero_the_untrained_id_part_of_cold_items():
+    model = build("vbpr", "content_factors")
     _, items = model.embeddings()
-    torch.testing.assert_close(items[COLD], expected[COLD])
+    features = hand_features()
+    content = torch.from_numpy(np.concatenate([features["image"], features["text"]], axis=1))
+    projected = content @ model.feature_projection.weight.T + model.feature_projection.bias
+    torch.testing.assert_close(items[COLD], torch.cat([torch.zeros(2, 8), projected[COLD]], dim=1))
+    assert torch.equal(items[WARM], build("vbpr", "none").embeddings()[1][WARM])
 
 
-@pytest.mark.parametrize("model_class", [SIGE, MGCN])
-def test_the_rule_leaves_users_and_warm_items_unchanged(model_class):
-    users_on, items_on = build(model_class, "semantic_neighbours").embeddings()
-    users_off, items_off = build(model_class, "none").embeddings()
-    assert torch.equal(users_on, users_off)
-    assert torch.equal(items_on[:8], items_off[:8])
-    assert not torch.allclose(items_on[COLD], items_off[COLD])
+def test_alpharec_content_branch_is_the_mapped_language_vector_as_its_plain_forward():
+    model = build("alpharec", "content_branch")
+    _, items = model.embeddings()
+    expected = F.normalize(model.mlp(torch.from_numpy(hand_features()["text"][COLD])), dim=1)
+    torch.testing.assert_close(items[COLD], expected)
+    _, plain = build("alpharec", "none").embeddings()
+    torch.testing.assert_close(items, plain)  # an item without graph edges: normalize(MLP(z_i))
 
 
-@pytest.mark.parametrize("model_class", [SIGE, MGCN])
-def test_rule_none_scores_cold_items_by_their_own_id_vectors(model_class):
-    model = build(model_class, "none")
+@pytest.mark.parametrize("name", ["sige", "mgcn"])
+def test_behaviour_neighbours_replace_the_behaviour_vector_before_the_fuser(name):
+    model = build(name, "behaviour_neighbours")
+    behaviour = model.graph.propagate(model.embedding, model.n_ui_layers)
+    replaced = behaviour.clone()
+    replaced[N_USERS + np.array(COLD)] = neighbour_means(behaviour[N_USERS:])
+    semantics = {m: torch.cat([model.graph.user_item @ z, z]) for m, z in model.item_semantics().items()}
+    expected = replaced + model.fuser(semantics, replaced)
+    users, items = model.embeddings()
+    torch.testing.assert_close(items[COLD], expected[N_USERS:][COLD])
+    users_none, items_none = build(name, "none").embeddings()
+    assert torch.equal(users, users_none) and torch.equal(items[WARM], items_none[WARM])
+    assert not torch.allclose(items[COLD], items_none[COLD])
+
+
+@pytest.mark.parametrize("name", ["sige", "mgcn"])
+def test_rule_none_scores_cold_items_by_their_own_id_vectors(name):
+    model = build(name, "none")
     behaviour = model.graph.propagate(model.embedding, model.n_ui_layers)
     semantics = {m: torch.cat([model.graph.user_item @ z, z]) for m, z in model.item_semantics().items()}
     _, items = model.embeddings()
@@ -92,5 +130,5 @@ def test_rule_none_scores_cold_items_by_their_own_id_vectors(model_class):
 
 
 def test_content_models_declare_they_score_cold_items_and_id_only_models_do_not():
-    assert SIGE.can_score_cold_items and MGCN.can_score_cold_items
+    assert all(get_model_class(name).can_score_cold_items for name in CONTENT_MODELS)
     assert not BPR.can_score_cold_items and not LightGCN.can_score_cold_items

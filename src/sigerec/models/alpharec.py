@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigerec.config import ModelConfig, NonNegativeInt, PositiveFloat, PositiveInt
+from sigerec.config import DEFAULT_COLD_ITEM_RULE, ColdItemSettings, NonNegativeInt, PositiveFloat, PositiveInt
 from sigerec.data.dataset import Dataset
 from sigerec.errors import SigerecError
 from sigerec.graphs.dataset_graphs import interaction_graph
@@ -24,7 +24,7 @@ AUTO_MODALITY = "auto"
 
 
 @dataclass
-class AlphaRecConfig(ModelConfig):
+class AlphaRecConfig(ColdItemSettings):
     """Hyperparameters of :class:`AlphaRec` (defaults of the official code's README runs).
 
     - ``embedding_size`` (d, 64): output size of the MLP, the size every score is computed in
@@ -41,6 +41,8 @@ class AlphaRecConfig(ModelConfig):
       trainer's own negative is one of them, the other ``n_negatives - 1`` are drawn here.
     - ``language_modality`` ("auto"): which ``<modality>_feat.npy`` holds the language
       representations; "auto" takes ``text``, or the only modality when there is one.
+    - ``cold_item_rule`` ("warm_neighbours", "content_branch" or "none") and ``cold_item_k``
+      (10): how an item without training interactions is scored, see :class:`AlphaRec`.
     """
 
     mlp_hidden_size: PositiveInt = 1536
@@ -48,6 +50,7 @@ class AlphaRecConfig(ModelConfig):
     temperature: PositiveFloat = 0.15
     n_negatives: PositiveInt = 256
     language_modality: str = AUTO_MODALITY
+    cold_item_rule: Literal["warm_neighbours", "content_branch", "none"] = DEFAULT_COLD_ITEM_RULE
 
 
 def sampled_info_nce(positive_scores: torch.Tensor, negative_scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -110,6 +113,15 @@ class AlphaRec(Recommender):
     :meth:`item_vectors_from_text` / :meth:`user_vector_from_liked_items` score items and
     users that were never trained on.
 
+    Cold items (sigerec's addition; scoring only, training, users and warm items unchanged). The
+    scored vectors are the unit vectors of :meth:`embeddings` (scores are cosines), so the rules
+    act on them. "warm_neighbours" (default): a cold item's vector is the mean over modalities of
+    the mean unit vector of its ``cold_item_k`` most cosine-similar warm items by raw features
+    (``graphs/cold_neighbours.py``, the rule serving uses; not renormalised, so its score is the
+    mean of those items' cosines); "content_branch": normalize(MLP(z_i)), its own language vector
+    mapped (:meth:`item_vectors_from_text`); "none": the plain forward pass, which for an item
+    without graph edges is that same normalize(MLP(z_i)) (up to float rounding).
+
     Search space: AlphaRec is not in MMRec; the official README runs differ only in the
     temperature (0.15 and 0.2, 2 values; every run has n_layers 2 and 256 negatives).
     """
@@ -117,6 +129,7 @@ class AlphaRec(Recommender):
     name = "alpharec"
     config_class = AlphaRecConfig
     needs_features = True
+    can_score_cold_items = True
     training_defaults: ClassVar[dict[str, Any]] = {"learning_rate": 5e-4, "train_batch_size": 4096}
     search_space: ClassVar[SearchSpace] = {
         "temperature": choices(
@@ -145,6 +158,10 @@ class AlphaRec(Recommender):
             nn.Linear(config.mlp_hidden_size, config.embedding_size),
         )
         self._prepare_negative_sampling(train)
+        if config.cold_item_rule == "warm_neighbours":
+            self.prepare_cold_item_rule(dataset, config.cold_item_k)
+        cold = np.flatnonzero(np.bincount(train.indices, minlength=self.n_items) == 0)  # no training interaction
+        self.register_buffer("cold_items", torch.as_tensor(cold, dtype=torch.long), persistent=False)
 
     @staticmethod
     def language_modality(dataset: Dataset, requested: str) -> str:
@@ -220,14 +237,21 @@ class AlphaRec(Recommender):
         final = self.graph.propagate(self._mapped(), self.config.n_layers)
         return final[: self.n_users], final[self.n_users :]
 
-    def embeddings(self):
+    def _unit_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-length user and item vectors, so the dot product is the cosine (official
         ``predict`` with ``pred_norm``)."""
         users, items = self._propagate()
         return F.normalize(users, dim=1), F.normalize(items, dim=1)
 
+    def embeddings(self):
+        """The unit vectors of :meth:`_unit_vectors`, cold items' rows by ``cold_item_rule``."""
+        users, items = self._unit_vectors()
+        if self.config.cold_item_rule == "content_branch" and len(self.cold_items):
+            items = items.index_copy(0, self.cold_items, self.item_vectors_from_text(self.item_text[self.cold_items]))
+        return users, self.apply_cold_item_rule(items)
+
     def loss(self, users, positives, negatives):
-        user_vectors, item_vectors = self.embeddings()
+        user_vectors, item_vectors = self._unit_vectors()
         extra = self.sample_negatives(users, self.config.n_negatives - 1).to(negatives.device)
         all_negatives = torch.cat([negatives.unsqueeze(1), extra], dim=1)  # [batch, K]
         user = user_vectors[users]  # [batch, d]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegativeInt
+from sigerec.config import ColdItemSettings, DropoutRate, NonNegativeFloat, NonNegativeInt
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.models.base import Recommender, id_embedding
@@ -19,7 +19,7 @@ from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
-class BM3Config(ModelConfig):
+class BM3Config(ColdItemSettings):
     """Hyperparameters of :class:`BM3` (MMRec's ``BM3.yaml`` key names).
 
     MMRec's yaml gives grids for three keys (n_layers {1, 2}, dropout {0.3, 0.5},
@@ -39,6 +39,8 @@ class BM3Config(ModelConfig):
     - ``train_features`` (True): the raw features are trainable parameters, as MMRec's
       ``nn.Embedding.from_pretrained(..., freeze=False)``; False keeps them constant (and out
       of checkpoints).
+    - ``cold_item_rule`` ("warm_neighbours" or "none") and ``cold_item_k`` (10): see
+      :class:`~sigerec.config.ColdItemSettings` and :class:`BM3`.
     """
 
     n_layers: NonNegativeInt = 1
@@ -110,12 +112,19 @@ class BM3(Recommender):
     Initialisation as MMRec: ID tables Xavier-uniform; predictor and projection weights
     Xavier-normal, their biases torch's ``nn.Linear`` default. Hyperparameters and defaults:
     see :class:`BM3Config`.
+    Cold items (sigerec's addition; scoring only, training, users and warm items unchanged):
+    ``cold_item_rule="warm_neighbours"`` (default) gives an item without training interactions the
+    mean over modalities of the mean final item vector of its ``cold_item_k`` most cosine-similar
+    warm items by raw features (``graphs/cold_neighbours.py``, the rule serving uses); "none" keeps
+    its untrained vector. BM3 scores only ID-based views (its projected features are
+    aligned in training, never scored), so it has no content rule of its own.
     Search space: MMRec's BM3 grid (n_layers x dropout x reg_weight, 8 combinations).
     """
 
     name = "bm3"
     config_class = BM3Config
     needs_features = True
+    can_score_cold_items = True
     search_space: ClassVar[SearchSpace] = {
         "n_layers": choices(1, 2, source="MMRec src/configs/model/BM3.yaml (hyper_parameters)"),
         "dropout": choices(0.3, 0.5, source="MMRec src/configs/model/BM3.yaml (hyper_parameters)"),
@@ -136,6 +145,8 @@ class BM3(Recommender):
             nn.init.xavier_normal_(projection.weight)
             self.feature_projections[modality] = projection
         self.graph = interaction_graph(dataset, device)
+        if config.cold_item_rule == "warm_neighbours":
+            self.prepare_cold_item_rule(dataset, config.cold_item_k)
 
     def encode(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Online views h_u [n_users, d] and h_i [n_items, d] (LightGCN plus item residual)."""
@@ -149,7 +160,7 @@ class BM3(Recommender):
 
     def embeddings(self):
         user_vectors, item_vectors = self.encode()
-        return self.predictor(user_vectors), self.predictor(item_vectors)
+        return self.predictor(user_vectors), self.apply_cold_item_rule(self.predictor(item_vectors))
 
     def loss(self, users, positives, negatives):
         del negatives  # BM3 learns without negative samples

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from sigerec.config import DropoutRate, ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveInt, UnitInterval
+from sigerec.config import ColdItemSettings, DropoutRate, NonNegativeFloat, NonNegativeInt, PositiveInt, UnitInterval
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import interaction_graph, modality_knn_graph
 from sigerec.graphs.interaction_graph import InteractionGraph
@@ -23,7 +23,7 @@ from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
-class FREEDOMConfig(ModelConfig):
+class FREEDOMConfig(ColdItemSettings):
     """Hyperparameters of :class:`FREEDOM` (MMRec's ``FREEDOM.yaml`` key names).
 
     - ``embedding_size`` (d, default 64): size of the user/item ID embeddings and of the
@@ -42,6 +42,8 @@ class FREEDOMConfig(ModelConfig):
     - ``train_features`` (True): the raw features are trainable parameters, as MMRec's
       ``nn.Embedding.from_pretrained(..., freeze=False)``; False keeps them constant (and out of
       checkpoints). The item graph is built from the initial features either way.
+    - ``cold_item_rule`` ("warm_neighbours" or "none") and ``cold_item_k`` (10): see
+      :class:`~sigerec.config.ColdItemSettings` and :class:`FREEDOM`.
     """
 
     knn_k: PositiveInt = 10
@@ -95,6 +97,12 @@ class FREEDOM(Recommender):
     The projected features never enter the scores: they only shape the user vectors.
     Initialisation as MMRec: ID tables Xavier-uniform, projections torch's Linear default.
     Hyperparameters and defaults: see :class:`FREEDOMConfig`.
+    Cold items (sigerec's addition; scoring only, training, users and warm items unchanged):
+    ``cold_item_rule="warm_neighbours"`` (default) gives an item without training interactions the
+    mean over modalities of the mean final item vector of its ``cold_item_k`` most cosine-similar
+    warm items by raw features (``graphs/cold_neighbours.py``, the rule serving uses); "none" keeps
+    its untrained vector. FREEDOM's own content path (the projections W^m f^m + b^m) only shapes the
+    users in training and is never scored, so it is not offered as a cold-item rule.
     Search space: MMRec's FREEDOM grid (dropout x reg_weight, 8 combinations).
     """
 
@@ -105,6 +113,7 @@ class FREEDOM(Recommender):
         "reg_weight": choices(0.0, 1e-5, 1e-4, 1e-3, source="MMRec src/configs/model/FREEDOM.yaml (hyper_parameters)"),
     }
     needs_features = True
+    can_score_cold_items = True
 
     def __init__(self, dataset: Dataset, config: FREEDOMConfig, device="cpu"):
         super().__init__(dataset, config, device)
@@ -128,6 +137,8 @@ class FREEDOM(Recommender):
             1.0 / np.sqrt((user_degree[edge_users] + 1e-7) * (item_degree[self.edge_items] + 1e-7))
         ).float()  # [n_edges]
         self.pruned_graph = self.full_graph
+        if config.cold_item_rule == "warm_neighbours":
+            self.prepare_cold_item_rule(dataset, config.cold_item_k)
 
     def _build_item_item_graph(self, dataset: Dataset) -> sp.csr_matrix:
         """S: the mix of the modalities' sym-normalised binary kNN graphs (eqs. 1-4)."""
@@ -167,7 +178,8 @@ class FREEDOM(Recommender):
         return final[: self.n_users], final[self.n_users :] + smoothed_items
 
     def embeddings(self):
-        return self._forward()
+        users, items = self._forward()
+        return users, self.apply_cold_item_rule(items)
 
     def loss(self, users, positives, negatives):
         user_vectors, item_vectors = self._forward()

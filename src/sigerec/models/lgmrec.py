@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
+from sigerec.config import ColdItemSettings, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import interaction_graph
 from sigerec.graphs.propagation import SparseOperator
@@ -22,7 +22,7 @@ from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
-class LGMRecConfig(ModelConfig):
+class LGMRecConfig(ColdItemSettings):
     """Hyperparameters of :class:`LGMRec` (MMRec's ``LGMRec.yaml`` key names and Baby values).
 
     - ``embedding_size`` (d, default 64): size of the ID embeddings and of the modality
@@ -42,6 +42,8 @@ class LGMRecConfig(ModelConfig):
     - ``reg_weight`` (1e-6): weight of the embedding-norm penalty on the batch's final vectors.
     - ``tau`` (0.2): temperature of the Gumbel-softmax and of the contrastive loss. MMRec
       hard-codes 0.2 for both (``self.tau``); it is a key here so that it can be varied.
+    - ``cold_item_rule`` ("warm_neighbours" or "none") and ``cold_item_k`` (10): see
+      :class:`~sigerec.config.ColdItemSettings` and :class:`LGMRec`.
     """
 
     cf_model: Literal["lightgcn", "mf"] = "lightgcn"
@@ -140,6 +142,13 @@ class LGMRec(Recommender):
     and CL compares the batch with every user and every item: O(batch x (n_users + n_items) x d)
     per step; on CPU at Amazon scale it is the largest single term of a step.
 
+    Cold items (sigerec's addition; scoring only, training, users and warm items unchanged):
+    ``cold_item_rule="warm_neighbours"`` (default) gives an item without training interactions the
+    mean over modalities of the mean final item vector of its ``cold_item_k`` most cosine-similar
+    warm items by raw features (``graphs/cold_neighbours.py``, the rule serving uses); "none" keeps
+    its untrained vector. (With "none" a cold item's hypergraph part already comes from its
+    features, but its local part is its untrained ID vector: no clean content-only path.)
+
     Initialisation as MMRec: ID tables, W^m and V^m Xavier-uniform, in MMRec's order (users,
     items, then per modality W^m, V^m). The features are frozen constants, not saved in
     checkpoints. Hyperparameters and defaults: see :class:`LGMRecConfig`.
@@ -153,6 +162,7 @@ class LGMRec(Recommender):
     name = "lgmrec"
     config_class = LGMRecConfig
     needs_features = True
+    can_score_cold_items = True
     search_space: ClassVar[SearchSpace] = {
         "n_hyper_layer": choices(1, 2, source=_LGMREC_SOURCE),
         "hyper_num": choices(4, 64, source=_LGMREC_SOURCE),
@@ -183,6 +193,8 @@ class LGMRec(Recommender):
         self.register_buffer(
             "inverse_user_degree", torch.from_numpy(1.0 / (user_degree + 1e-7)), persistent=False
         )  # [n_users, 1]
+        if config.cold_item_rule == "warm_neighbours":
+            self.prepare_cold_item_rule(dataset, config.cold_item_k)
 
     # -- forward ---------------------------------------------------------------------------
     def _assign(self, logits: torch.Tensor) -> torch.Tensor:
@@ -248,7 +260,7 @@ class LGMRec(Recommender):
 
     def embeddings(self):
         users, items, _ = self._forward()
-        return users, items
+        return users, self.apply_cold_item_rule(items)
 
     # -- loss ------------------------------------------------------------------------------
     def contrastive_loss(

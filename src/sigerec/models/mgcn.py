@@ -5,18 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from sigerec.config import (
+    DEFAULT_COLD_ITEM_RULE,
+    ColdItemSettings,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import modality_knn_graph
 from sigerec.graphs.item_graphs import KnnMethod
 from sigerec.models.losses import bpr_loss, info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
-from sigerec.models.semantic_branch import BehaviourSemanticRecommender, ColdItemRule
+from sigerec.models.semantic_branch import BehaviourSemanticRecommender, SemanticColdItemRule
 from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
-class MGCNConfig(ModelConfig):
+class MGCNConfig(ColdItemSettings):
     """Hyperparameters of :class:`MGCN` (defaults from MMRec's ``MGCN.yaml``).
 
     - ``knn_k`` (10): neighbours per item in each modality's cosine kNN graph (self included),
@@ -31,8 +38,8 @@ class MGCNConfig(ModelConfig):
     - ``temperature`` (0.2): InfoNCE temperature (MMRec passes 0.2).
     - ``train_features`` (True): raw features are trainable, as MMRec's
       ``from_pretrained(freeze=False)``; the kNN graphs come from the initial features either way.
-    - ``cold_item_rule`` ("semantic_neighbours", sigerec's addition): how an item without
-      training interactions is scored, see :class:`MGCN`; "none": by its untrained ID vector.
+    - ``cold_item_rule`` ("warm_neighbours"), "behaviour_neighbours" or "none", and ``cold_item_k``
+      (10), sigerec's addition: how an item without training interactions is scored, see :class:`MGCN`.
     Training: MMRec runs MGCN with lr decay (0.96, 50) where the shared default is (1.0, 50);
     ``MGCN.training_defaults`` sets it (``--set learning_rate_scheduler=[1.0,50]`` undoes it).
     """
@@ -45,7 +52,7 @@ class MGCNConfig(ModelConfig):
     cl_weight: NonNegativeFloat = 0.01
     temperature: PositiveFloat = 0.2
     train_features: bool = True
-    cold_item_rule: ColdItemRule = "semantic_neighbours"
+    cold_item_rule: SemanticColdItemRule = DEFAULT_COLD_ITEM_RULE
 
 
 @register_model
@@ -66,10 +73,11 @@ class MGCN(BehaviourSemanticRecommender):
       in-batch negatives (rows of the batch, repeats included, as MMRec).
     Differences from MMRec: items with all-zero features have no kNN neighbours instead of NaN
     rows (see ``knn_item_graph``); graphs are cached on disk keyed by their inputs.
-    Cold items (``cold_item_rule="semantic_neighbours"``, not in MMRec): an item without training
-    interactions has an untrained ID embedding, so at scoring time its behaviour vector b_i is
-    replaced by mean_m mean_{j in N^m(i), j warm} b_j over its top-k neighbours in S^m, before
-    the fuser; s_i comes from its features as for any item. Warm items and training are unchanged.
+    Cold items (not in MMRec; scoring only, training, users and warm items unchanged):
+    "warm_neighbours" (default): a cold item's final h_i is mean_m mean_{j in N^m(i)} h_j over its
+    ``cold_item_k`` most cosine-similar warm items N^m(i) by raw features x^m (the rule serving
+    uses); "behaviour_neighbours": only b_i is so replaced, before the fuser, and s_i comes from the
+    item's features; "none": its untrained ID vector.
     Search space: MMRec's MGCN grid (cl_weight, MMRec's ``cl_loss``, 3 values).
     """
 
@@ -98,7 +106,6 @@ class MGCN(BehaviourSemanticRecommender):
             gate=True,
             fuser="attention",
             train_features=config.train_features,
-            cold_item_rule=config.cold_item_rule,
         )
 
     def loss(self, users, positives, negatives):

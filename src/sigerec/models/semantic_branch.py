@@ -9,12 +9,12 @@ Both models have the same skeleton (Yu et al., MGCN, MM 2023; sige.md section 3)
 - fusion of the modalities into s (MGCN's behaviour-aware fuser), final h = b + s.
 
 Cold items (no training interaction): their ID embedding never trained on a positive, so their
-behaviour vector b_i is noise. With ``cold_item_rule="semantic_neighbours"`` the item vectors
-that scoring uses (``embeddings()``) take, for such an item, b_i = mean over the modalities m
-where it has warm kNN neighbours of the mean of b_j over those neighbours j (warm items among
-its top-k in S_hat^m, the pure feature kNN graph) before the fuser combines b and s; its z^m
-comes from its features as for any item. Warm items and training are unchanged; "none" keeps
-the noise. See :func:`cold_item_neighbour_means`.
+behaviour vector b_i is noise. ``cold_item_rule`` (see :class:`sigerec.config.ColdItemSettings`):
+"warm_neighbours" replaces a cold item's final vector h_i by the mean over modalities of the
+mean h_j of its ``cold_item_k`` most content-similar warm items (``graphs/cold_neighbours.py``,
+the rule serving uses); "behaviour_neighbours" replaces only b_i by the same neighbours' mean
+b_j, before the fuser, so s_i still comes from the item's own features; "none" keeps the noise.
+Warm items, users and training are unchanged by any of them.
 
 They differ in the item graph (SIGE infuses co-occurrence), and in the extra loss terms. A
 subclass builds the item graphs and writes ``loss``; :meth:`batch_representations` gives it
@@ -52,7 +52,8 @@ from sigerec.graphs.subgraph import (
 from sigerec.models.base import Recommender, joint_id_embedding
 
 Fuser = Literal["attention", "mean"]
-ColdItemRule = Literal["semantic_neighbours", "none"]
+# The cold-item rules of MGCN and SIGE: the shared ones plus the behaviour-level one (module docstring).
+SemanticColdItemRule = Literal["warm_neighbours", "behaviour_neighbours", "none"]
 
 
 @dataclass
@@ -129,11 +130,8 @@ class BehaviourSemanticRecommender(Recommender):
         gate: bool,
         fuser: Fuser,
         train_features: bool,
-        cold_item_rule: ColdItemRule = "none",
-        knn_graphs: dict[str, sp.spmatrix] | None = None,
     ) -> None:
-        """``knn_graphs``: each modality's pure feature kNN graph, where cold items find their
-        warm neighbours (default ``item_graphs``)."""
+        """Create the parameters and graphs; the cold-item rule comes from ``self.config``."""
         self.n_ui_layers, self.n_ii_layers, self.gated = n_ui_layers, n_ii_layers, gate
         size = self.config.embedding_size
         self.embedding = joint_id_embedding(self.n_users, self.n_items, size)
@@ -145,14 +143,8 @@ class BehaviourSemanticRecommender(Recommender):
 
         self.graph = interaction_graph(dataset, self.device)
         self.item_graphs = {m: SparseOperator(item_graphs[m], self.device) for m in self.modalities}
-        self.cold_items, self.cold_neighbour_means = None, None
-        if cold_item_rule == "semantic_neighbours":
-            warm = np.diff(dataset.train.tocsc().indptr) > 0  # [n_items]
-            knn_graphs = item_graphs if knn_graphs is None else knn_graphs
-            cold, means = cold_item_neighbour_means([knn_graphs[m] for m in self.modalities], warm)
-            if len(cold):
-                self.cold_items = torch.as_tensor(self.n_users + cold, device=self.device)
-                self.cold_neighbour_means = SparseOperator(means, self.device)
+        if self.config.cold_item_rule != "none":
+            self.prepare_cold_item_rule(dataset, self.config.cold_item_k)
 
     def item_semantics(self) -> dict[str, torch.Tensor]:
         """z^m_i for all items: the (gated) projected features propagated on the item graphs."""
@@ -210,41 +202,13 @@ class BehaviourSemanticRecommender(Recommender):
         return BatchRepresentations(behaviour, semantics, fused, behaviour + fused, ego)
 
     def embeddings(self):
-        behaviour = self._with_cold_item_rule(self.graph.propagate(self.embedding, self.n_ui_layers))
+        behaviour = self.graph.propagate(self.embedding, self.n_ui_layers)
+        if self.config.cold_item_rule == "behaviour_neighbours":
+            items = self.apply_cold_item_rule(behaviour[self.n_users :])
+            behaviour = torch.cat([behaviour[: self.n_users], items])
         semantics = {m: torch.cat([self.graph.user_item @ z, z]) for m, z in self.item_semantics().items()}
         final = behaviour + self.fuser(semantics, behaviour)
-        return final[: self.n_users], final[self.n_users :]
-
-    def _with_cold_item_rule(self, behaviour: torch.Tensor) -> torch.Tensor:
-        """b [n_users + n_items, d] with each cold item's row replaced by its warm neighbours' mean."""
-        if self.cold_items is None:
-            return behaviour
-        neighbour_means = self.cold_neighbour_means @ behaviour[self.n_users :]  # [n_cold, d], warm rows only
-        return behaviour.index_copy(0, self.cold_items, neighbour_means)
-
-
-def cold_item_neighbour_means(knn_graphs: list[sp.spmatrix], warm: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
-    """The items without training interactions that have a warm kNN neighbour, and the matrix
-    [len(those), n_items] whose row averages their warm neighbours.
-
-    Row r = mean over the modalities where item r has a warm neighbour (among its row's top-k in
-    that modality's graph) of the uniform mean over those neighbours; its columns are warm items
-    only. A cold item without any warm neighbour (e.g. all-zero features) is left out: it keeps
-    its own vector.
-    """
-    cold = np.flatnonzero(~warm)
-    n_items = len(warm)
-    total = sp.csr_matrix((len(cold), n_items), dtype=np.float64)
-    modalities_with_neighbours = np.zeros(len(cold))
-    for graph in knn_graphs:
-        rows = sp.csr_matrix(graph, dtype=np.float64)[cold]
-        rows.eliminate_zeros()
-        rows.data[:] = 1.0
-        rows = sp.csr_matrix(rows.multiply(warm[None, :].astype(np.float64)))  # warm neighbours only
-        rows.eliminate_zeros()
-        counts = np.asarray(rows.sum(axis=1)).ravel()
-        total = total + sp.diags(np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)) @ rows
-        modalities_with_neighbours += counts > 0
-    keep = modalities_with_neighbours > 0
-    means = sp.diags(1.0 / modalities_with_neighbours[keep]) @ total.tocsr()[keep]
-    return cold[keep], sp.csr_matrix(means, dtype=np.float32)
+        users, items = final[: self.n_users], final[self.n_users :]
+        if self.config.cold_item_rule == "warm_neighbours":
+            items = self.apply_cold_item_rule(items)
+        return users, items

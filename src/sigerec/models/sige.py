@@ -8,18 +8,26 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from sigerec.config import ModelConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, UnitInterval
+from sigerec.config import (
+    DEFAULT_COLD_ITEM_RULE,
+    ColdItemSettings,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+)
 from sigerec.data.dataset import Dataset
 from sigerec.graphs.dataset_graphs import cooccurrence_graph, modality_knn_graph
 from sigerec.graphs.item_graphs import COOCCURRENCE_MAX_USER_DEGREE, CooccurrenceWeighting, KnnMethod, mix_graphs
 from sigerec.models.losses import bpr_loss, info_nce, multi_positive_info_nce, squared_norm_loss
 from sigerec.models.registry import register_model
-from sigerec.models.semantic_branch import BehaviourSemanticRecommender, ColdItemRule, Fuser
+from sigerec.models.semantic_branch import BehaviourSemanticRecommender, Fuser, SemanticColdItemRule
 from sigerec.search_space import SearchSpace, choices, interval
 
 
 @dataclass
-class SIGEConfig(ModelConfig):
+class SIGEConfig(ColdItemSettings):
     """Hyperparameters of :class:`SIGE`, defaults from ``sige.md``. [choice] marks a
     reconstructed design decision (the paper's text is not available; see docs/sige.md).
 
@@ -61,9 +69,8 @@ class SIGEConfig(ModelConfig):
     - ``contrastive_warmup`` (0): epochs over which the contrastive weights rise linearly to
       their value (epoch e uses (e + 1) / warmup of them); 0 = full weight from the start.
     Loss (section 6): ``reg_weight`` (1e-4): lambda_reg of (1/2) sum |h|^2 / batch.
-    Cold items (sigerec's addition): ``cold_item_rule`` ("semantic_neighbours"): at scoring time
-    an item without training interactions gets as behaviour vector the mean of its warm kNN
-    neighbours' (``semantic_branch``); "none": its untrained ID vector, as before.
+    Cold items (sigerec's addition, :class:`~sigerec.config.ColdItemSettings`): ``cold_item_rule``
+    ("warm_neighbours"), "behaviour_neighbours" or "none", and ``cold_item_k`` (10); see :class:`SIGE`.
     """
 
     knn_k: PositiveInt = 10
@@ -90,7 +97,7 @@ class SIGEConfig(ModelConfig):
     contrastive_rows: Literal["batch", "unique"] = "unique"
     contrastive_warmup: NonNegativeInt = 0
     reg_weight: NonNegativeFloat = 1e-4
-    cold_item_rule: ColdItemRule = "semantic_neighbours"
+    cold_item_rule: SemanticColdItemRule = DEFAULT_COLD_ITEM_RULE
 
 
 # The contrastive weights' range: 0.1 stalls SIGE, 0.001 trains but needs ~230 epochs
@@ -126,11 +133,11 @@ class SIGE(BehaviourSemanticRecommender):
     SIGE computes exactly MGCN's scores, loss and gradients (``align_weight`` is MGCN's
     ``cl_weight``); a test checks it. With one modality "pairwise" has no pair and adds 0.
     Training defaults: lr decay (0.96, 50), as sige.md section 6 (and MGCN).
-    Cold items (``cold_item_rule="semantic_neighbours"``): an item without training interactions
-    has an untrained ID embedding, so at scoring time its behaviour vector b_i is replaced by
-    mean_m mean_{j in N^m(i), j warm} b_j over its top-k neighbours in the feature kNN graphs
-    S_hat^m (not S_bar^m: it has no co-occurrence), before the fuser; s_i comes from its
-    features as for any item. Warm items and training are unchanged.
+    Cold items (sigerec's, not the paper's; scoring only, training, users and warm items unchanged):
+    "warm_neighbours" (default): a cold item's final h_i is mean_m mean_{j in N^m(i)} h_j over its
+    ``cold_item_k`` most cosine-similar warm items N^m(i) by raw features x^m (the rule serving
+    uses); "behaviour_neighbours": only b_i is so replaced, before the fuser, and s_i comes from the
+    item's features; "none": its untrained ID vector.
     Search space: docs/sige.md ("Search space"): the infusion, noise, contrastive weights,
     temperature and regulariser around their defaults (1 choice of 3 values and 6 ranges).
     """
@@ -171,8 +178,6 @@ class SIGE(BehaviourSemanticRecommender):
             gate=config.modality_gate,
             fuser=config.fuser,
             train_features=config.train_features,
-            cold_item_rule=config.cold_item_rule,
-            knn_graphs=knn_graphs,
         )
         self.contrastive_scale = 1.0  # set per epoch by the warm-up
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from sigerec.config import ModelConfig, NonNegativeFloat
+from sigerec.config import DEFAULT_COLD_ITEM_RULE, ColdItemSettings, NonNegativeFloat
 from sigerec.data.dataset import Dataset
 from sigerec.models.base import Recommender, id_embedding
 from sigerec.models.losses import bpr_loss, embedding_norm_loss
@@ -18,13 +18,15 @@ from sigerec.search_space import SearchSpace, choices
 
 
 @dataclass
-class VBPRConfig(ModelConfig):
+class VBPRConfig(ColdItemSettings):
     """``embedding_size`` (d, default 64): size of the item ID embedding and of the feature
     projection, so user and item vectors have 2d entries; ``reg_weight`` (default 1e-4):
     weight of the embedding-norm penalty on the batch's user and item vectors (MMRec grid
-    2.0 .. 1e-5)."""
+    2.0 .. 1e-5); ``cold_item_rule`` ("warm_neighbours", "content_factors" or "none") and
+    ``cold_item_k`` (10): how an item without training interactions is scored, see :class:`VBPR`."""
 
     reg_weight: NonNegativeFloat = 1e-4
+    cold_item_rule: Literal["warm_neighbours", "content_factors", "none"] = DEFAULT_COLD_ITEM_RULE
 
 
 @register_model
@@ -52,6 +54,13 @@ class VBPR(Recommender):
     ``xavier_normal_initialization`` does not touch), projection weight Xavier-normal, bias 0.
 
     Hyperparameters: ``embedding_size`` d = 64, ``reg_weight`` = 1e-4 (see :class:`VBPRConfig`).
+    Cold items (sigerec's addition; scoring only, training, users and warm items unchanged):
+    "warm_neighbours" (default): a cold item's vector is the mean over modalities of the mean
+    [q_j ; E f_j + b] of its ``cold_item_k`` most cosine-similar warm items by raw features
+    (``graphs/cold_neighbours.py``, the rule serving uses); "content_factors": [0 ; E f_i + b],
+    VBPR's own content branch with q_i zeroed, since it never trained (the paper's cold-start
+    argument: only theta_u . E f_i is informative), so s(u, i) = theta_u . (E f_i + b);
+    "none": [q_i ; E f_i + b] with its untrained q_i.
     Search space: MMRec's VBPR grid (reg_weight, 7 values).
     """
 
@@ -63,6 +72,7 @@ class VBPR(Recommender):
         ),
     }
     needs_features = True
+    can_score_cold_items = True
 
     def __init__(self, dataset: Dataset, config: VBPRConfig, device="cpu"):
         super().__init__(dataset, config, device)
@@ -82,6 +92,10 @@ class VBPR(Recommender):
         self.feature_projection = projection
         nn.init.xavier_normal_(self.feature_projection.weight)
         nn.init.zeros_(self.feature_projection.bias)
+        if config.cold_item_rule == "warm_neighbours":
+            self.prepare_cold_item_rule(dataset, config.cold_item_k)
+        cold = np.flatnonzero(np.diff(dataset.train.tocsc().indptr) == 0)  # items without training interactions
+        self.register_buffer("cold_items", torch.as_tensor(cold, dtype=torch.long), persistent=False)
 
     def _item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """[q_i ; E f_i + b] for ``items`` (all items when None): [len(items), 2d]."""
@@ -90,7 +104,11 @@ class VBPR(Recommender):
         return torch.cat([self.item_embedding[items], self.feature_projection(self.item_features[items])], dim=1)
 
     def embeddings(self):
-        return self.user_embedding, self._item_vectors()
+        items = self._item_vectors()  # [n_items, 2d]
+        if self.config.cold_item_rule == "content_factors":
+            items = items.clone()
+            items[self.cold_items, : self.config.embedding_size] = 0.0  # q_i of a cold item: never trained
+        return self.user_embedding, self.apply_cold_item_rule(items)
 
     def loss(self, users, positives, negatives):
         user = self.user_embedding[users]
