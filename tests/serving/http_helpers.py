@@ -25,6 +25,7 @@ DOCUMENTED_PATHS = {
     "/model",
     "/metrics",
     "/admin/reload",
+    "/items",
 }
 
 

@@ -108,8 +108,8 @@ def add_items_command(
     """
     from sigerec.data.tabular import read_table
     from sigerec.serving.cold_items import new_item_spec
-    from sigerec.serving.model_folder import ModelFolder, save_model_folder
-    from sigerec.serving.new_items import EncoderPaths, add_items
+    from sigerec.serving.model_folder import ModelFolder
+    from sigerec.serving.new_items import EncoderPaths, add_items_to_folder
 
     folder = ModelFolder.load(model_dir)
     spec = new_item_spec(folder)
@@ -120,9 +120,8 @@ def add_items_command(
             raise SigerecError(f"{items_file}: no column '{id_col}' (--id-col).")
         frame = table.frame.drop(columns=[spec["id_col"]], errors="ignore").rename(columns={id_col: spec["id_col"]})
         table.frame = frame
-    new = add_items(folder, table, EncoderPaths(text_model, image_model), title_col)
-    save_model_folder(new, model_dir)
-    added = len(new.item_ids) - len(folder.item_ids)
+    new = add_items_to_folder(model_dir, table, EncoderPaths(text_model, image_model), title_col, current=folder)
+    added = len(table.frame)
     console.print(f"added {added} items to {model_dir}: {len(new.item_ids)} items now")
 
 

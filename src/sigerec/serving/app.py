@@ -9,12 +9,15 @@ Routes (interactive documentation at ``/docs``, served offline; the schema at ``
 - ``GET  /model``                                 what is served: model, version, sizes, metrics, index
 - ``GET  /metrics``                               Prometheus metrics of this server process
 - ``POST /admin/reload``  ``{"model_dir": ...}``   switch to a new export without downtime
+- ``POST /items``  ``{"items": [{...}, ...]}``      add new items without retraining (``new_items.py``)
 
 Every result is a JSON list of ``{"item_id", "score", "title"}``, best first; ``title`` is always
 present and ``null`` when the model folder has no title for the item. Ids are the raw ids of the
 training data, as strings (URL-encode ids that hold ``/``, ``?`` or ``#``). Errors are JSON
-``{"detail": ...}``: 400 a body that is not JSON, 401 a missing or wrong API key, 404 an unknown
-id, 409 a reload refused, 413 a body over the size limit, 422 a bad ``k`` or body. Every status
+``{"detail": ...}``: 400 a body that is not JSON, 401 a missing or wrong API key, 403 an admin
+route on a server without a key (or ``POST /items`` to a model that cannot take new items), 404
+an unknown id, 409 a reload refused or an item id that exists, 413 a body over the size limit,
+422 a bad ``k`` or body. Every status
 is listed per route in the OpenAPI schema, whose examples are real ids of the served model.
 
 Requests read the current model once when they start (``ModelHolder``), so a reload never
@@ -40,12 +43,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 import sigerec
 from sigerec.errors import SigerecError
+from sigerec.serving.cold_items import CannotAddItemsError
 from sigerec.serving.metrics import CONTENT_TYPE, ServerMetrics
 from sigerec.serving.model_holder import LoadedModel, ModelHolder, load_model
+from sigerec.serving.new_items import EncoderPaths, ExistingItemError, InvalidItemsError
 from sigerec.serving.offline_docs import add_offline_docs
 from sigerec.serving.request_guard import PUBLIC_PATHS, RequestGuard
 from sigerec.serving.service import Recommendation, RecommendationService, UnknownIdError
@@ -97,6 +102,14 @@ class ReloadRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     model_dir: str | None = Field(None, max_length=4096, description="A model folder made by `sigerec export`.")
+
+
+class ItemsAdded(BaseModel):
+    """What ``POST /items`` did."""
+
+    added: int = Field(description="How many items were added.")
+    n_items: int = Field(description="How many items the model has now.")
+    version: str = Field(description="The model's new version (as in GET /model).")
 
 
 def _error(description: str) -> dict:
@@ -263,6 +276,58 @@ def create_app(
             raise HTTPException(403, "start the server with --api-key-file (or SIGEREC_API_KEY) to reload over HTTP.")
         return await reload(request.model_dir if request else None)
 
+    class NewItemsRequest(BaseModel):
+        """New items, each an object with the fields of the item file the model's features were
+        encoded from (its id column and content columns: GET /model's ``new_item_fields``)."""
+
+        model_config = ConfigDict(extra="forbid")
+        items: list[dict[str, str | StrictInt | StrictFloat]] = Field(
+            min_length=1,
+            max_length=settings.max_new_items,
+            description=f"The new items (1..{settings.max_new_items}); values are strings or numbers.",
+        )
+
+    encoder_paths = EncoderPaths.from_environment()
+
+    @app.post(
+        "/items",
+        summary="Add new items without retraining",
+        response_model=ItemsAdded,
+        responses={
+            **NOT_JSON,
+            403: _error(
+                "The server has no API key, or its model cannot take new items (an ID-only model, "
+                "another cold-item rule, an encoder missing on this machine); detail says which"
+            ),
+            409: _error("An item id is already in the model, or given twice"),
+            **TOO_LARGE,
+            422: _error("A body field is invalid, an item lacks a field or has no content"),
+        },
+    )
+    async def add_new_items(request: Annotated[NewItemsRequest, Body()]) -> dict:
+        """Encodes the items as the model's features were encoded, gives each the vector of the
+        model's cold-item rule (the mean vector of its most similar warm items), saves the model
+        folder's new version and serves it at once: the items appear in recommendations and
+        similar items. Requests in flight finish on the old model; additions run one at a time."""
+        if settings.api_key is None:
+            raise HTTPException(
+                403, "start the server with --api-key-file (or SIGEREC_API_KEY) to add items over HTTP."
+            )
+        try:
+            new = await holder.add_items(request.items, encoder_paths)
+        except CannotAddItemsError as error:  # whatever the body: the action is refused (403)
+            raise HTTPException(403, str(error)) from None
+        except ExistingItemError as error:
+            raise HTTPException(409, str(error)) from None
+        except InvalidItemsError as error:
+            raise HTTPException(422, str(error)) from None
+        metrics.set_model(new.metadata())
+        n_items = len(new.service.folder.item_ids)
+        logger.info("added %d items (%d now, version %s)", len(request.items), n_items, new.version)
+        if settings.reload_by_supervisor:  # the other workers read the saved folder again
+            os.kill(os.getppid(), signal.SIGHUP)
+        return {"added": len(request.items), "n_items": n_items, "version": new.version}
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         # A body that is not JSON is a 400 (the request cannot be read), not a 422. Otherwise
@@ -352,7 +417,7 @@ def _document_examples_and_key(app: FastAPI, holder: ModelHolder, settings: Serv
         cache["base"] = base
         document = copy.deepcopy(base)
         user_id, item_id = current.example_ids()
-        _add_examples(document, user_id, item_id)
+        _add_examples(document, user_id, item_id, current.example_new_item())
         if settings.api_key:
             _add_key_requirement(document)
         cache.update(version=current.version, schema=document)
@@ -361,7 +426,7 @@ def _document_examples_and_key(app: FastAPI, holder: ModelHolder, settings: Serv
     app.openapi = schema
 
 
-def _add_examples(document: dict, user_id: str, item_id: str) -> None:
+def _add_examples(document: dict, user_id: str, item_id: str, new_item: dict) -> None:
     for operation in _operations(document):
         for parameter in operation.get("parameters", []):
             example = {"user_id": user_id, "item_id": item_id, "k": 10}.get(parameter["name"])
@@ -370,6 +435,9 @@ def _add_examples(document: dict, user_id: str, item_id: str) -> None:
     request = document["components"]["schemas"].get("NewUserRequest")
     if request is not None:
         request["examples"] = [{"items": [item_id], "k": 10}]
+    request = document["components"]["schemas"].get("NewItemsRequest")
+    if request is not None:
+        request["examples"] = [{"items": [new_item]}]
 
 
 def _add_key_requirement(document: dict) -> None:

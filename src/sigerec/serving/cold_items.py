@@ -25,7 +25,7 @@ RETRAIN_HINT = f"retrain with --set cold_item_rule={SERVED_RULE} and export the 
 
 
 class CannotAddItemsError(SigerecError):
-    """The model folder cannot take new items (HTTP 400): its model or rule does not allow it."""
+    """The model folder cannot take new items (HTTP 403): its model, rule or encoders do not allow it."""
 
 
 def cold_item_record(model, config, dataset, dataset_dir: Path, title_col: str | None) -> tuple[dict, dict]:

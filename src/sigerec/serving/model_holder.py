@@ -4,7 +4,8 @@ A reload loads and checks the new model folder beside the old one (in a worker t
 old model keeps answering), then replaces one reference. Each request reads that reference
 once when it starts (``holder.current``), so requests already in flight finish on the model
 they started with; the old model is freed when the last of them ends. A folder that fails its
-checks is refused and the old model keeps serving.
+checks is refused and the old model keeps serving. Adding items (``POST /items``) swaps in the
+served model with the items appended the same way, one writer at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from sigerec.errors import SigerecError
+from sigerec.serving.cold_items import new_item_spec
 from sigerec.serving.model_folder import ModelFolder
+from sigerec.serving.new_items import EncoderPaths, add_items, add_items_to_folder, items_table
 from sigerec.serving.service import RecommendationService
 
 
@@ -46,6 +49,12 @@ class LoadedModel:
         """A real user id and item id, for the examples in the OpenAPI schema."""
         folder = self.service.folder
         return str(folder.user_ids[0]), str(folder.item_ids[0])
+
+    def example_new_item(self) -> dict:
+        """A new item for ``POST /items``' example: the fields the model's export records."""
+        record = self.service.folder.manifest.get("cold_items") or {}
+        fields = record.get("fields") or ["item_id"]
+        return {name: "new-item-1" if i == 0 else f"{name} of the new item" for i, name in enumerate(fields)}
 
 
 def load_model(model_dir: str | Path, index: str = "auto", max_k: int | None = None) -> LoadedModel:
@@ -97,6 +106,27 @@ class ModelHolder:
             gc.collect()  # the old model's arrays go as soon as no request holds them
             return_freed_memory()
             return new
+
+    async def add_items(self, records: list[dict], encoder_paths: EncoderPaths | None = None) -> LoadedModel:
+        """Append new items (``serving/new_items.py``) to the served model, save the folder's new
+        version (when served from a folder) and swap it in; requests in flight finish on the old."""
+        async with self._reloading:
+            new = await asyncio.to_thread(self._with_items, self.current, records, encoder_paths)
+            self.current = new  # the old model's arrays go when its last request ends
+            return new
+
+    def _with_items(self, current: LoadedModel, records: list[dict], encoder_paths: EncoderPaths | None) -> LoadedModel:
+        folder = current.service.folder
+        spec = new_item_spec(folder)
+        title_col = spec.get("title_col")
+        table = items_table(records, spec["fields"], [title_col] if title_col else [])
+        if current.model_dir is None:  # built in memory (tests, benchmarks): nothing to save
+            new_folder = add_items(folder, table, encoder_paths)
+        else:
+            new_folder = add_items_to_folder(current.model_dir, table, encoder_paths, current=folder)
+        service = RecommendationService(new_folder, index=self.index)
+        service.max_k = current.service.max_k
+        return LoadedModel(service, current.model_dir, manifest_version(new_folder.manifest), _now())
 
 
 def return_freed_memory() -> None:

@@ -10,6 +10,7 @@ new item. Used by ``sigerec add-items`` and the server's ``POST /items``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -24,7 +25,7 @@ from sigerec.data.tabular import RawTable
 from sigerec.errors import SigerecError
 from sigerec.graphs.cold_neighbours import warm_neighbour_weights
 from sigerec.serving.cold_items import CannotAddItemsError, new_item_spec
-from sigerec.serving.model_folder import ModelFolder
+from sigerec.serving.model_folder import MANIFEST, ModelFolder, save_model_folder
 
 # Where `sigerec serve` finds local copies of the encoders when the recorded paths do not exist.
 TEXT_MODEL_VARIABLE = "SIGEREC_TEXT_MODEL"
@@ -56,8 +57,11 @@ class EncoderPaths:
         return cls(Path(text) if text else None, Path(image) if image else None)
 
 
-def items_table(records: list[dict], fields: list[str], source: str = "the request") -> RawTable:
-    """New items given as objects (a JSON body) as a table of strings; every item needs every field."""
+def items_table(
+    records: list[dict], fields: list[str], optional: list[str] = (), source: str = "the request"
+) -> RawTable:
+    """New items given as objects (a JSON body) as a table of strings; every item needs every
+    field of ``fields``, an ``optional`` one it lacks is ""."""
     if not records:
         raise InvalidItemsError(f"{source}: no items; give at least one.")
     for number, record in enumerate(records):
@@ -71,7 +75,9 @@ def items_table(records: list[dict], fields: list[str], source: str = "the reque
         ]
         if bad:
             raise InvalidItemsError(f"{source}: item {number}, field '{bad[0]}' must be a string or a number.")
-    frame = pd.DataFrame({name: [str(record[name]) for record in records] for name in fields})
+    columns = {name: [str(record[name]) for record in records] for name in fields}
+    columns.update({name: [str(record.get(name, "")) for record in records] for name in optional if name not in fields})
+    frame = pd.DataFrame(columns)
     return RawTable(path=Path(source), frame=frame, positions=np.arange(1, len(records) + 1), unit="item")
 
 
@@ -124,6 +130,49 @@ def add_items(
     weights = warm_neighbour_weights(query_features, stored_features, warm_items, len(folder.item_ids), spec["k"])
     new_vectors = np.asarray(weights @ folder.item_vectors, dtype=np.float32)  # [n_new, d]
     return _appended(folder, table, spec, new_ids, new_vectors, query_features)
+
+
+def add_items_to_folder(
+    model_dir: Path,
+    table: RawTable,
+    encoder_paths: EncoderPaths | None = None,
+    title_col: str | None = None,
+    current: ModelFolder | None = None,
+) -> ModelFolder:
+    """Add the items to the model folder on disk and write its new version atomically.
+
+    Writers of one folder (``sigerec add-items``, each server worker) take turns on a lock file
+    beside it, and each adds to the folder as it is on disk then: ``current`` when it is still
+    that version (no need to read it again), else the folder read afresh. So no addition is lost.
+    """
+    model_dir = Path(model_dir)
+    with _writer_lock(model_dir):
+        if current is None or _manifest_on_disk(model_dir) != current.manifest:
+            current = ModelFolder.load(model_dir)
+        return save_model_folder(add_items(current, table, encoder_paths, title_col), model_dir)
+
+
+@contextlib.contextmanager
+def _writer_lock(model_dir: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer at a time is up to the user
+        yield
+        return
+    lock_file = model_dir.resolve().parent / f".{model_dir.resolve().name}.sigerec-items.lock"
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network ones): go on unlocked
+            pass
+        yield
+
+
+def _manifest_on_disk(model_dir: Path) -> dict | None:
+    try:
+        return json.loads((model_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _new_ids(folder: ModelFolder, table: RawTable, spec: dict) -> list[str]:

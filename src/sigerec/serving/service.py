@@ -80,7 +80,17 @@ class RecommendationService:
             "has_titles": self.folder.titles is not None,
             "max_k": self.max_k,
             "metrics": manifest.get("metrics", {}),
+            "new_item_fields": self._new_item_fields(),
         }
+
+    def _new_item_fields(self) -> list[str] | None:
+        """The fields ``POST /items`` needs per item; None when the model cannot take new items."""
+        from sigerec.serving.cold_items import new_item_spec
+
+        try:
+            return list(new_item_spec(self.folder)["fields"])
+        except SigerecError:
+            return None
 
     def _row(self, rows: dict[str, int], raw_id: str, kind: str) -> int:
         row = rows.get(str(raw_id))

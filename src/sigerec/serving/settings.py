@@ -27,6 +27,7 @@ class ServerSettings:
     access_log: bool = True  # one JSON line per request on stderr
     max_k: int = MAX_K  # the largest k a request may ask for
     max_items: int = 1000  # the most liked items in one POST /recommendations
+    max_new_items: int = 1000  # the most new items in one POST /items
     max_id_length: int = 1024  # the longest raw id accepted in a request body
     max_body_bytes: int = 64 * 1024  # larger request bodies answer 413
     index: str = "auto"  # how the top-k items are found: auto | exact | faiss | faiss-ivf
