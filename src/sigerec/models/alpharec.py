@@ -116,9 +116,9 @@ class AlphaRec(Recommender):
     Cold items (sigerec's addition; scoring only, training, users and warm items unchanged). The
     scored vectors are the unit vectors of :meth:`embeddings` (scores are cosines), so the rules
     act on them. "warm_neighbours" (default): a cold item's vector is the mean over modalities of
-    the mean unit vector of its ``cold_item_k`` most cosine-similar warm items by raw features
-    (``graphs/cold_neighbours.py``, the rule serving uses; not renormalised, so its score is the
-    mean of those items' cosines); "content_branch": normalize(MLP(z_i)), its own language vector
+    the mean unit vector of its ``cold_item_k`` most cosine-similar warm items by the raw features
+    of every modality the model was built on, not only the language one (``graphs/cold_neighbours.py``,
+    the rule serving uses; not renormalised, so its score is the mean of those items' cosines); "content_branch": normalize(MLP(z_i)), its own language vector
     mapped (:meth:`item_vectors_from_text`); "none": the plain forward pass, which for an item
     without graph edges is that same normalize(MLP(z_i)) (up to float rounding).
 
