@@ -68,6 +68,7 @@ def test_a_saved_folder_loads_with_its_new_items(tmp_path):
     [
         ({"can_score": False}, "cannot represent an item without interactions"),
         ({"rule": "none"}, "retrain with --set cold_item_rule=warm_neighbours"),
+        ({"rule": None}, "its own way"),  # contentknn: no cold_item_rule setting
     ],
 )
 def test_models_that_cannot_take_new_items_are_refused(record, message):

@@ -90,6 +90,12 @@ def new_item_spec(folder) -> dict:
             f"{where}: model '{model}' cannot represent an item without interactions (it has no content path); "
             "new items need retraining. Train a content model (e.g. sige) to add items without retraining."
         )
+    if record.get("rule") is None:
+        raise CannotAddItemsError(
+            f"{where}: model '{model}' scores items without interactions its own way (it has no cold_item_rule), "
+            f"which serving does not reproduce; train a content model such as sige (cold_item_rule={SERVED_RULE}, "
+            "the default) to add items without retraining."
+        )
     if record.get("rule") != SERVED_RULE:
         raise CannotAddItemsError(
             f"{where}: model '{model}' scores items without interactions with cold_item_rule={record.get('rule')!r}, "
