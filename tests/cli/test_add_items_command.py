@@ -73,7 +73,8 @@ def test_a_killed_add_items_leaves_the_old_folder_and_a_rerun_finishes(tmp_path,
 
 def test_export_of_a_warm_neighbours_model_records_what_new_items_need(tmp_path):
     """A SIGE run on a cold-items split with genre labels: the export keeps the features and the
-    encoder, and a new item with a warm item's genres gets its vector (k=1)."""
+    encoder; a new item with a warm item's genres gets its vector (k=1), and one with a cold
+    item's genres the vector the model gave that cold item (the same rule, in evaluation)."""
     ratings = tmp_path / "ratings.csv"
     ratings.write_text("user,movie\n" + "".join(f"u{u},m{i}\n" for u in range(12) for i in range(10)))
     data = tmp_path / "genres"
@@ -107,7 +108,11 @@ def test_export_of_a_warm_neighbours_model_records_what_new_items_need(tmp_path)
     warm = np.flatnonzero(np.diff(folder.seen.tocsc().indptr) > 0)
     donor = int(warm[0])
     donor_genres = GENRES[ITEM_IDS.index(folder.item_ids[donor])]
-    (tmp_path / "new.csv").write_text(f"movie,genres\nnew,{donor_genres}\n")
+    # A copy of a cold item of the split gets the vector the model scored that item with.
+    cold = int(np.flatnonzero(np.diff(folder.seen.tocsc().indptr) == 0)[0])
+    cold_genres = GENRES[ITEM_IDS.index(folder.item_ids[cold])]
+    (tmp_path / "new.csv").write_text(f"movie,genres\nnew,{donor_genres}\ncopy,{cold_genres}\n")
     assert invoke("add-items", tmp_path / "model", tmp_path / "new.csv").exit_code == 0
     added = ModelFolder.load(tmp_path / "model")
-    np.testing.assert_array_equal(added.item_vectors[-1], folder.item_vectors[donor])
+    np.testing.assert_array_equal(added.item_vectors[-2], folder.item_vectors[donor])
+    np.testing.assert_allclose(added.item_vectors[-1], folder.item_vectors[cold], rtol=1e-6, atol=1e-7)
