@@ -196,6 +196,7 @@ class ModelConfig(CheckedSettings):
 # (graphs/cold_neighbours.py, the rule serving also uses for items added later).
 DEFAULT_COLD_ITEM_RULE = "warm_neighbours"
 ColdItemRule = Literal["warm_neighbours", "none"]
+ColdItemNorm = Literal["mean", "neighbours"]
 
 
 @dataclass
@@ -208,11 +209,15 @@ class ColdItemSettings(ModelConfig):
       A model may accept more values (its own content branch) by redeclaring the field with a
       wider ``Literal`` and default :data:`DEFAULT_COLD_ITEM_RULE`.
     - ``cold_item_k`` (10): the warm neighbours per modality.
-    Neither changes training, users or warm items.
+    - ``cold_item_norm`` ("mean"): the length of a warm_neighbours vector: "mean", the plain
+      mean's (shorter than the neighbours' when they disagree), or "neighbours", the mean
+      length of the neighbours' vectors (the mean's direction kept).
+    None of them changes training, users or warm items.
     """
 
     cold_item_rule: ColdItemRule = DEFAULT_COLD_ITEM_RULE
     cold_item_k: PositiveInt = 10
+    cold_item_norm: ColdItemNorm = "mean"
 
 
 def config_fields(config_class: type) -> dict[str, dataclasses.Field]:

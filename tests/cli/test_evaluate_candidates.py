@@ -210,3 +210,12 @@ def test_evaluate_with_a_cold_item_rule_on_a_model_without_one_says_so(cold_run)
     result = runner.invoke(app, ["evaluate", str(cold_run[0]), "--cold-item-rule", "none"])
     assert result.exit_code == 2
     assert "bpr has no cold-item rule" in result.output
+
+
+def test_evaluate_with_the_neighbours_norm_changes_only_cold_scores(cold_content_run):
+    base = ["evaluate", str(cold_content_run), "--candidates", "warm", "--format", "csv"]
+    warm_plain, warm_scaled = runner.invoke(app, base), runner.invoke(app, [*base, "--cold-item-norm", "neighbours"])
+    assert warm_plain.exit_code == warm_scaled.exit_code == 0, warm_scaled.output
+    assert warm_plain.output == warm_scaled.output  # warm-only rankings never see a cold vector
+    bad = runner.invoke(app, [*base, "--cold-item-norm", "longest"])
+    assert bad.exit_code == 2 and "--cold-item-norm" in bad.output and "neighbours" in bad.output

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import torch
 
-from sigerec.graphs.cold_neighbours import cold_item_weights, warm_neighbour_weights
+from sigerec.graphs.cold_neighbours import cold_item_weights, neighbour_vectors, warm_neighbour_weights
+from sigerec.graphs.propagation import SparseOperator
 
 
 def test_each_query_averages_its_k_most_similar_warm_items_then_the_modalities():
@@ -41,3 +44,25 @@ def test_k_above_the_number_of_warm_items_uses_them_all():
     np.testing.assert_allclose(weights.toarray(), [[0.5, 0, 0.5]])
     with pytest.raises(ValueError):
         warm_neighbour_weights([items], [items], np.array([0]), 3, k=0)
+
+
+def test_neighbours_norm_keeps_the_mean_direction_at_the_neighbours_mean_length():
+    vectors = np.array([[3.0, 0.0], [0.0, 1.0], [5.0, 5.0]], dtype=np.float32)
+    weights = sp.csr_matrix(np.array([[0.5, 0.5, 0.0]], dtype=np.float32))
+    plain = neighbour_vectors(weights, vectors, "mean")
+    np.testing.assert_allclose(plain, [[1.5, 0.5]])
+    scaled = neighbour_vectors(weights, vectors, "neighbours")
+    np.testing.assert_allclose(np.linalg.norm(scaled), 2.0, rtol=1e-6)  # (3 + 1) / 2
+    np.testing.assert_allclose(scaled / np.linalg.norm(scaled), plain / np.linalg.norm(plain), rtol=1e-6)
+    with pytest.raises(ValueError):
+        neighbour_vectors(weights, vectors, "longest")
+
+
+def test_numpy_and_torch_give_the_same_vectors():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 4)).astype(np.float32)
+    weights = sp.csr_matrix(rng.random((3, 6)) * (rng.random((3, 6)) > 0.5), dtype=np.float32)
+    for norm in ("mean", "neighbours"):
+        expected = neighbour_vectors(weights, vectors, norm)
+        got = neighbour_vectors(SparseOperator(weights), torch.from_numpy(vectors), norm)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)

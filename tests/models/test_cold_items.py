@@ -40,10 +40,11 @@ def cold_dataset():
     return Dataset("cold", N_USERS, N_ITEMS, train, train.copy(), test, features=hand_features())
 
 
-def build(name, rule, dataset=None):
+def build(name, rule, dataset=None, norm="mean"):
     torch.manual_seed(0)
     model_class = get_model_class(name)
-    config = model_class.config_class(embedding_size=8, cold_item_rule=rule, cold_item_k=K, **SMALL.get(name, {}))
+    settings = {"cold_item_rule": rule, "cold_item_k": K, "cold_item_norm": norm, **SMALL.get(name, {})}
+    config = model_class.config_class(embedding_size=8, **settings)
     model = model_class(cold_dataset() if dataset is None else dataset, config)
     return model.eval()
 
@@ -64,6 +65,16 @@ def test_warm_neighbours_gives_cold_items_their_warm_neighbours_mean_final_vecto
     torch.testing.assert_close(items[COLD], neighbour_means(items_none))
     assert torch.equal(items[WARM], items_none[WARM])
     assert torch.equal(users, users_none)
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_the_neighbours_norm_gives_cold_items_their_neighbours_mean_length(name):
+    _, items_none = build(name, "none").embeddings()
+    _, items = build(name, "warm_neighbours", norm="neighbours").embeddings()
+    means = neighbour_means(items_none)
+    lengths = neighbour_means(items_none.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(items[COLD], means * lengths / means.norm(dim=1, keepdim=True))
+    assert torch.equal(items[WARM], items_none[WARM])
 
 
 @pytest.mark.parametrize("name", CONTENT_MODELS)

@@ -169,6 +169,10 @@ def evaluate_command(
             "weights, another rule. Only models that can score cold items have one."
         ),
     ] = None,
+    cold_item_norm: Annotated[
+        str | None,
+        typer.Option(help="With warm_neighbours: the cold vectors' length, mean or neighbours (see the model's docs)."),
+    ] = None,
 ) -> None:
     """Re-evaluate a run's saved weights on valid and test (all metrics, all K).
 
@@ -188,7 +192,7 @@ def evaluate_command(
     if checkpoint not in {"best", "last"}:
         raise SigerecError(f"--checkpoint must be best or last, got {checkpoint!r}.")
     check_candidate_set(candidates)
-    overrides = _cold_item_rule_override(run_dir, cold_item_rule)
+    overrides = _cold_item_overrides(run_dir, {"cold_item_rule": cold_item_rule, "cold_item_norm": cold_item_norm})
     if candidates == "all":
         results = evaluate_run(run_dir, checkpoint, warn=warn, overrides=overrides)
         rows = [{"split": split, **metrics} for split, metrics in results.items()]
@@ -213,9 +217,10 @@ def evaluate_command(
     typer.echo(format_table(rows, fmt), nl=False)
 
 
-def _cold_item_rule_override(run_dir: Path, rule: str | None) -> dict | None:
-    """``{"cold_item_rule": rule}``, or a clear refusal for a model that has no such setting."""
-    if rule is None:
+def _cold_item_overrides(run_dir: Path, settings: dict[str, str | None]) -> dict | None:
+    """The cold-item scoring settings given, or a clear refusal for a model that has none."""
+    settings = {key: value for key, value in settings.items() if value is not None}
+    if not settings:
         return None
     from sigerec.config import config_fields
     from sigerec.models.registry import get_model_class
@@ -223,11 +228,12 @@ def _cold_item_rule_override(run_dir: Path, rule: str | None) -> dict | None:
 
     model = RunDirectory.existing(run_dir).read_config()["model"]
     if "cold_item_rule" not in config_fields(get_model_class(model).config_class):
+        flag = "--" + next(iter(settings)).replace("_", "-")
         raise SigerecError(
-            f"--cold-item-rule: {model} has no cold-item rule to change (ID-only models cannot score cold items; "
+            f"{flag}: {model} has no cold-item rule to change (ID-only models cannot score cold items; "
             "pop and contentknn rank them by their own formula); use it with a content model such as sige or vbpr."
         )
-    return {"cold_item_rule": rule}
+    return settings
 
 
 @report_errors

@@ -7,6 +7,11 @@ very vector the model would have scored it with in evaluation:
     v_i = mean over modalities m of ( mean of v_j over the k warm items j whose raw features
           x^m_j are most cosine-similar to x^m_i )
 
+Averaging shortens vectors that point different ways, and a dot-product score favours long
+vectors, so a plain mean ranks a new item below its own neighbours. ``norm="neighbours"``
+keeps the mean's direction but gives it the mean length of the neighbours' vectors;
+``norm="mean"`` keeps the plain mean.
+
 Only warm items (with training interactions) are neighbours: cold ones have no trained vector
 to lend. A modality where the item's features are all zero gives no neighbours; an item with
 none in any modality gets an empty row (callers keep or refuse it). Ties between equally
@@ -18,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+NORMS = ("mean", "neighbours")
 QUERY_CHUNK = 1024  # query rows per similarity block: bounds memory at 1024 x n_warm floats
 
 
@@ -81,3 +87,22 @@ def cold_item_weights(item_features: list[np.ndarray], warm: np.ndarray, k: int)
     )
     keep = np.diff(weights.indptr) > 0
     return cold[keep], weights[keep]
+
+
+def neighbour_vectors(weights, item_vectors, norm: str = "mean"):
+    """The queries' vectors: ``weights @ item_vectors``, rescaled per ``norm`` (see above).
+
+    Works alike on NumPy arrays with SciPy weights and on torch tensors with a
+    ``SparseOperator``, so models and serving share it.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}.")
+    means = weights @ item_vectors
+    if norm == "mean":
+        return means
+    neighbour_lengths = weights @ _row_lengths(item_vectors)
+    return means * (neighbour_lengths / (_row_lengths(means) + 1e-12))
+
+
+def _row_lengths(vectors):
+    return (vectors * vectors).sum(1, keepdims=True) ** 0.5

@@ -135,10 +135,16 @@ class Recommender(nn.Module):
 
     def apply_cold_item_rule(self, item_vectors: torch.Tensor) -> torch.Tensor:
         """``item_vectors`` [n_items, d] with each cold item's row replaced by the mean of its
-        warm neighbours' rows (unchanged without :meth:`prepare_cold_item_rule` or cold items)."""
+        warm neighbours' rows, scaled per ``config.cold_item_norm`` (unchanged without
+        :meth:`prepare_cold_item_rule` or cold items)."""
+        from sigerec.graphs.cold_neighbours import neighbour_vectors
+
         if getattr(self, "cold_item_rows", None) is None:
             return item_vectors
-        return item_vectors.index_copy(0, self.cold_item_rows, self.cold_item_weights @ item_vectors)
+        norm = getattr(self.config, "cold_item_norm", "mean")
+        return item_vectors.index_copy(
+            0, self.cold_item_rows, neighbour_vectors(self.cold_item_weights, item_vectors, norm)
+        )
 
     def pre_epoch(self, epoch: int) -> None:
         """Hook before each training epoch; default: nothing."""
