@@ -16,9 +16,10 @@ warm-only ranking has no held-out items by construction.
 Every run uses seed 999, each model's default settings and `valid_candidates=cold`: early
 stopping and the reported epoch follow valid Recall@20 over the cold items (the valid set's
 items are all cold). Rows: every model that can score cold items, trained with its default rule
-(`cold_item_rule=warm_neighbours`); the same weights scored with each of its other rules
-(`sigerec evaluate --cold-item-rule`, no retraining, so two rows of a model differ by the rule
-alone); SIGE with the epoch chosen on the all-item valid ranking instead (skipped with
+(`cold_item_rule=warm_neighbours`); the same weights scored with `cold_item_norm=neighbours` and
+with each of its other rules (`sigerec evaluate --cold-item-rule/--cold-item-norm`, no
+retraining, so two rows of a model differ by that setting alone; `--rescore` adds them to
+trained rows already in the results); SIGE with the epoch chosen on the all-item valid ranking instead (skipped with
 --skip-variants); and the references `contentknn` and `pop`. Results are merged into
 benchmarks/results/cold_start.json (a row replaces the row of the same dataset, model and
 settings) and docs/benchmarks.md's cold-start section is rewritten from it.
@@ -67,15 +68,18 @@ TRAINED = [
     ("pop", {}),
     ("sige", {"valid_candidates": "all"}),  # the epoch chosen on the all-item valid ranking instead
 ]
-# The same weights (the default run's best epoch) scored with each model's other rules.
-OTHER_RULES = {
-    "sige": ["behaviour_neighbours", "none"],
-    "mgcn": ["behaviour_neighbours", "none"],
-    "freedom": ["none"],
-    "lgmrec": ["none"],
-    "bm3": ["none"],
-    "vbpr": ["content_factors", "none"],
-    "alpharec": ["content_branch", "none"],
+# The same weights (the default run's best epoch) scored with each model's other cold-item
+# settings: the neighbours' length instead of the plain mean's, and the other rules.
+SCALED = {"cold_item_norm": "neighbours"}
+BEHAVIOUR, NONE = {"cold_item_rule": "behaviour_neighbours"}, {"cold_item_rule": "none"}
+RESCORED = {
+    "sige": [SCALED, BEHAVIOUR, NONE],
+    "mgcn": [SCALED, BEHAVIOUR, NONE],
+    "freedom": [SCALED, NONE],
+    "lgmrec": [SCALED, NONE],
+    "bm3": [SCALED, NONE],
+    "vbpr": [SCALED, {"cold_item_rule": "content_factors"}, NONE],
+    "alpharec": [SCALED, {"cold_item_rule": "content_branch"}, NONE],
 }
 DOC_SECTION = "cold-start"
 DOC_HEADING = "## Item cold-start"
@@ -117,16 +121,16 @@ def run_row(dataset: str, model: str, overrides: dict, out: Path, epochs: int | 
     }
 
 
-def rescored_row(trained: dict, rule: str) -> dict:
-    """``trained``'s best weights scored with another cold-item rule (`sigerec evaluate
-    --cold-item-rule`): no training, so the row differs from ``trained`` by the rule alone."""
+def rescored_row(trained: dict, settings: dict) -> dict:
+    """``trained``'s best weights scored with other cold-item settings (`sigerec evaluate
+    --cold-item-rule/--cold-item-norm`): no training, so the rows differ by the settings alone."""
     metrics = {}
     for candidates in ("cold", "all"):
-        for split, values in evaluate_in_subprocess(trained["run_dir"], candidates, rule).items():
+        for split, values in evaluate_in_subprocess(trained["run_dir"], candidates, settings).items():
             metrics[f"{split}_{candidates}"] = values
     return {
         **trained,
-        "overrides": {"cold_item_rule": rule},
+        "overrides": settings,
         "rescored_from": "the defaults row's best checkpoint",
         "valid_cold": metrics["valid_cold"],
         "test_cold": metrics["test_cold"],
@@ -135,13 +139,26 @@ def rescored_row(trained: dict, rule: str) -> dict:
     }
 
 
-def evaluate_in_subprocess(run_dir: str, candidates: str, rule: str) -> dict[str, dict]:
+def evaluate_in_subprocess(run_dir: str, candidates: str, settings: dict) -> dict[str, dict]:
     """``sigerec evaluate`` as a user runs it: {split: {metric: value}} from its CSV output."""
     command = [sys.executable, "-m", "sigerec.cli.main", "evaluate", run_dir, "--format", "csv"]
-    command += ["--candidates", candidates, "--cold-item-rule", rule]
+    command += ["--candidates", candidates]
+    for key, value in settings.items():
+        command += [f"--{key.replace('_', '-')}", value]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rows = list(csv.DictReader(io.StringIO(output)))
     return {row["split"]: {k: float(v) for k, v in row.items() if "@" in k and v != ""} for row in rows}
+
+
+def rescore_existing(results: Path, datasets: list[str], models: str | None) -> None:
+    """Score the defaults rows already in ``results`` (their run folders) with RESCORED's settings."""
+    wanted = set(models.split(",")) if models else None
+    for trained in load_results(results):
+        if trained["dataset"] not in datasets or trained["overrides"] or "rescored_from" in trained:
+            continue
+        if wanted is None or trained["model"] in wanted:
+            rows = [rescored_row(trained, other) for other in RESCORED.get(trained["model"], [])]
+            update_results(results, rows, row_key)
 
 
 def table_order(row: dict) -> tuple:
@@ -183,11 +200,16 @@ def main() -> None:
     parser.add_argument("--datasets", default=DATASETS)
     parser.add_argument("--models", default=None, help="Only rows of these models (comma list).")
     parser.add_argument("--epochs", type=int, default=None, help="Cap on epochs (default: the protocol's).")
+    parser.add_argument(
+        "--rescore", action="store_true", help="No training: add the RESCORED rows of the trained rows in --results."
+    )
     parser.add_argument("--skip-variants", action="store_true", help="Only the defaults rows (and their rules).")
     add_output_options(parser, RESULTS / "cold_start.json", runs=REPO / "runs" / "cold_start")
     args = parser.parse_args()
 
-    if not args.from_results:
+    if args.rescore:
+        rescore_existing(args.results, args.datasets.split(","), args.models)
+    elif not args.from_results:
         models = set(args.models.split(",")) if args.models else None
         for dataset in args.datasets.split(","):
             if not (BENCH_DATA / dataset).is_dir():
@@ -199,7 +221,7 @@ def main() -> None:
                     continue
                 trained = run_row(dataset, model, overrides, args.out, args.epochs)
                 rows = [trained] + [
-                    rescored_row(trained, rule) for rule in ([] if overrides else OTHER_RULES.get(model, []))
+                    rescored_row(trained, other) for other in ([] if overrides else RESCORED.get(model, []))
                 ]
                 for row in rows:
                     print(f"{dataset} {model} {row['overrides']}: cold R@20 {row['test_cold'].get('recall@20', 0):.4f}")
