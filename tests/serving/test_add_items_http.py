@@ -75,3 +75,14 @@ def test_bad_bodies_answer_422_and_get_model_lists_the_fields(tmp_path):
         assert set(example["items"][0]) == {"movie", "genres"}
         assert client.post("/items", json={"items": [{"movie": "n9", "genres": "comedy"}]}).status_code == 200
         assert client.get("/model").json()["n_items"] == len(ITEM_IDS) + 1  # served from memory, not saved
+
+
+def test_post_items_has_its_own_larger_body_limit():
+    items = [{"movie": f"n{i}", "genres": "comedy", "title": "t" * 100} for i in range(1000)]  # about 130 KB
+    with serve(items_ready_folder()) as url, httpx.Client(base_url=url, headers=KEY, timeout=60) as client:
+        assert client.post("/items", json={"items": items}).status_code == 200
+        huge = [{**item, "title": "t" * 5000} for item in items]  # about 5 MB
+        assert client.post("/items", json={"items": huge}).status_code == 413
+        assert (
+            client.post("/recommendations", json={"items": ["m1"] * 1000, "k": 1, "x": "y" * 70_000}).status_code == 413
+        )

@@ -346,7 +346,13 @@ def create_app(
 
     add_offline_docs(app)  # after the API's routes, which are then matched first
     _document_examples_and_key(app, holder, settings)
-    app.add_middleware(RequestGuard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+        body_limits={"/items": settings.max_new_items_body_bytes},
+    )
     if settings.cors_origins:  # outermost, so that browsers' preflight requests need no key
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],

@@ -31,10 +31,20 @@ _PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: ServerMetrics):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        metrics: ServerMetrics,
+        body_limits: dict[str, int] | None = None,
+    ):
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
+        # Larger limits of routes whose bodies are larger by nature (POST /items), keyed by path.
+        self.body_limits = body_limits or {}
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,6 +55,7 @@ class RequestGuard:
         headers = Headers(scope=scope)
         request_id = _request_id(headers.get(REQUEST_ID_HEADER))
         answer = {"status": 500, "started": False, "too_large": False}
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
 
         async def reply(status: int, detail: str, extra_headers: dict | None = None) -> None:
             answer["status"], answer["started"] = status, True
@@ -53,7 +64,7 @@ class RequestGuard:
         async def send_with_request_id(message: Message) -> None:
             if answer["too_large"]:  # the route answered a body cut short; the answer is 413
                 if message["type"] == "http.response.start":
-                    await reply(413, self._too_large())
+                    await reply(413, _too_large(limit))
                 return
             if message["type"] == "http.response.start":
                 answer["status"], answer["started"] = message["status"], True
@@ -70,7 +81,7 @@ class RequestGuard:
                 return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > limit:
                 answer["too_large"] = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             return message
@@ -78,8 +89,8 @@ class RequestGuard:
         try:
             if self.api_key is not None and scope["path"] not in PUBLIC_PATHS and not self._authorised(headers):
                 await reply(401, _MISSING_KEY, {"www-authenticate": "Bearer"})
-            elif _declared_length(headers) > self.max_body_bytes:
-                await reply(413, self._too_large())
+            elif _declared_length(headers) > limit:
+                await reply(413, _too_large(limit))
             else:
                 await self.app(scope, receive_within_limit, send_with_request_id)
         except Exception:
@@ -98,11 +109,12 @@ class RequestGuard:
         supplied = [key.encode() for key in (headers.get("x-api-key"), _bearer_token(headers)) if key is not None]
         return bool(supplied) and all(hmac.compare_digest(key, self.api_key) for key in supplied)
 
-    def _too_large(self) -> str:
-        return f"the request body is larger than {self.max_body_bytes} bytes."
-
 
 _MISSING_KEY = "missing or wrong API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit} bytes."
 
 
 def _bearer_token(headers: Headers) -> str | None:

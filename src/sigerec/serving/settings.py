@@ -30,6 +30,7 @@ class ServerSettings:
     max_new_items: int = 1000  # the most new items in one POST /items
     max_id_length: int = 1024  # the longest raw id accepted in a request body
     max_body_bytes: int = 64 * 1024  # larger request bodies answer 413
+    max_new_items_body_bytes: int = 4 * 1024 * 1024  # POST /items: up to 1,000 items with long texts
     index: str = "auto"  # how the top-k items are found: auto | exact | faiss | faiss-ivf
     reload_by_supervisor: bool = False  # --workers N: the supervisor restarts workers to reload
 
