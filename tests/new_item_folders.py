@@ -21,13 +21,14 @@ ITEM_IDS = [f"m{i}" for i in range(len(GENRES))]
 WARM_ITEMS = 8
 
 
-def cold_item_record(k: int = 1, rule: str = "warm_neighbours", can_score: bool = True) -> dict:
+def cold_item_record(k: int = 1, rule: str = "warm_neighbours", can_score: bool = True, norm: str = "mean") -> dict:
     """The manifest's ``cold_items`` as ``export_run`` writes it for a categories-only dataset."""
     encoder = {"kind": "categories", "column": "genres", "separator": "|", "n_categories": 5, "vocabulary": VOCABULARY}
     return {
         "rule": rule,
         "model_can_score_cold_items": can_score,
         "k": k,
+        "norm": norm,
         "modalities": ["genre"],
         "encoders": {"genre": encoder},
         "id_col": "movie",

@@ -33,6 +33,14 @@ def test_a_new_items_vector_averages_its_k_nearest_warm_items():
     np.testing.assert_allclose(new.item_vectors[-1], folder.item_vectors[:3].mean(axis=0), rtol=1e-6)
 
 
+def test_with_norm_neighbours_the_mean_takes_its_neighbours_mean_length():
+    folder = items_ready_folder(k=3, norm="neighbours")
+    new = add_items(folder, table({"movie": "new1", "genres": "action", "title": ""}))
+    mean = folder.item_vectors[:3].mean(axis=0)
+    lengths = np.linalg.norm(folder.item_vectors[:3], axis=1).mean()
+    np.testing.assert_allclose(new.item_vectors[-1], mean / np.linalg.norm(mean) * lengths, rtol=1e-5)
+
+
 def test_added_items_are_appended_cold_and_the_old_folder_is_untouched():
     folder = items_ready_folder()
     before = folder.item_vectors.copy()

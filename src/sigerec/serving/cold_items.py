@@ -53,6 +53,7 @@ def cold_item_record(model, config, dataset, dataset_dir: Path, title_col: str |
     id_col = id_cols[0] if id_cols else None
     record.update(
         k=int(getattr(config.model_params, "cold_item_k", 10)),
+        norm=getattr(config.model_params, "cold_item_norm", "mean"),
         modalities=modalities,
         encoders=encoders,
         id_col=id_col,

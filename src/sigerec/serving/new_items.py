@@ -3,7 +3,8 @@
 A new item is encoded per modality by the encoder the model's features came from, rebuilt from
 the identity the export recorded (``serving/cold_items.py``), then gets the vector the model's
 cold-item rule gives an item without interactions (``graphs/cold_neighbours.py``): the mean over
-modalities of the mean vector of its k most content-similar warm items. It starts with no
+modalities of the mean vector of its k most content-similar warm items (rescaled to their mean
+length with the model's ``cold_item_norm="neighbours"``). It starts with no
 training interactions (an empty column of ``seen``), so it never lends its vector to a later
 new item. Used by ``sigerec add-items`` and the server's ``POST /items``.
 """
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 
 from sigerec.data.tabular import RawTable
 from sigerec.errors import SigerecError
-from sigerec.graphs.cold_neighbours import warm_neighbour_weights
+from sigerec.graphs.cold_neighbours import neighbour_vectors, warm_neighbour_weights
 from sigerec.serving.cold_items import CannotAddItemsError, new_item_spec
 from sigerec.serving.model_folder import MANIFEST, ModelFolder, save_model_folder
 
@@ -128,7 +129,8 @@ def add_items(
     warm_items = np.flatnonzero(np.diff(folder.seen.tocsc().indptr) > 0)
     stored_features = [folder.item_features[m] for m in spec["modalities"]]
     weights = warm_neighbour_weights(query_features, stored_features, warm_items, len(folder.item_ids), spec["k"])
-    new_vectors = np.asarray(weights @ folder.item_vectors, dtype=np.float32)  # [n_new, d]
+    # [n_new, d]; exports made before cold_item_norm existed used the plain mean
+    new_vectors = np.asarray(neighbour_vectors(weights, folder.item_vectors, spec.get("norm", "mean")), np.float32)
     return _appended(folder, table, spec, new_ids, new_vectors, query_features)
 
 
