@@ -112,6 +112,8 @@ def run_row(dataset: str, model: str, overrides: dict, out: Path, epochs: int | 
         "model": model,
         "overrides": overrides,
         "valid_cold": summary.get("valid_cold", {}),
+        # The summary's "valid" is the ranking the epoch was chosen on (cold here): re-evaluate.
+        "valid_all": evaluate_in_subprocess(summary["run_dir"], "all", {})["valid"],
         "test_cold": summary.get("test_cold", {}),
         "test_all": summary.get("test", {}),
         "candidate_users": summary.get("candidate_users"),
@@ -133,6 +135,7 @@ def rescored_row(trained: dict, settings: dict) -> dict:
         "overrides": settings,
         "rescored_from": "the defaults row's best checkpoint",
         "valid_cold": metrics["valid_cold"],
+        "valid_all": metrics["valid_all"],
         "test_cold": metrics["test_cold"],
         "test_all": metrics["test_all"],
         **provenance(),
@@ -154,11 +157,12 @@ def rescore_existing(results: Path, datasets: list[str], models: str | None) -> 
     """Score the defaults rows already in ``results`` (their run folders) with RESCORED's settings."""
     wanted = set(models.split(",")) if models else None
     for trained in load_results(results):
-        if trained["dataset"] not in datasets or trained["overrides"] or "rescored_from" in trained:
+        if trained["dataset"] not in datasets or "rescored_from" in trained:
             continue
         if wanted is None or trained["model"] in wanted:
-            rows = [rescored_row(trained, other) for other in RESCORED.get(trained["model"], [])]
-            update_results(results, rows, row_key)
+            trained["valid_all"] = evaluate_in_subprocess(trained["run_dir"], "all", {})["valid"]
+            others = [] if trained["overrides"] else RESCORED.get(trained["model"], [])
+            update_results(results, [trained] + [rescored_row(trained, other) for other in others], row_key)
 
 
 def table_order(row: dict) -> tuple:
@@ -183,13 +187,23 @@ def tables(rows: list[dict]) -> str:
         for row in of_dataset:
             cold, every = row["test_cold"], row["test_all"]
             settings = ", ".join(f"{k}={v}" for k, v in row["overrides"].items())
+            valid = [row[key].get("recall@20", 0) for key in ("valid_cold", "valid_all")]
             table.append(
-                [row["model"], settings or "defaults", f"{row['valid_cold'].get('recall@20', 0):.4f}"]
+                [row["model"], settings or "defaults", *(f"{value:.4f}" for value in valid)]
                 + [f"{cold.get(m, 0):.4f}" for m in ("recall@20", "ndcg@20")]
                 + [f"{every.get(m, 0):.4f}" for m in ("recall@20", "ndcg@20")]
                 + [row["best_epoch"], row["epochs"], f"{row['train_seconds_per_epoch'] or 0:.2f}"]
             )
-        columns = ["model", "settings", "valid cold R@20", "cold R@20", "cold N@20", "all R@20", "all N@20"]
+        columns = [
+            "model",
+            "settings",
+            "valid cold R@20",
+            "valid all R@20",
+            "cold R@20",
+            "cold N@20",
+            "all R@20",
+            "all N@20",
+        ]
         parts.append(markdown_table(columns + ["best epoch", "epochs", "s/epoch"], table) + "\n")
     parts.append(provenance_list(rows))
     return "\n".join(parts)
@@ -201,7 +215,9 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="Only rows of these models (comma list).")
     parser.add_argument("--epochs", type=int, default=None, help="Cap on epochs (default: the protocol's).")
     parser.add_argument(
-        "--rescore", action="store_true", help="No training: add the RESCORED rows of the trained rows in --results."
+        "--rescore",
+        action="store_true",
+        help="No training: re-evaluate the trained rows in --results and add their RESCORED rows.",
     )
     parser.add_argument("--skip-variants", action="store_true", help="Only the defaults rows (and their rules).")
     add_output_options(parser, RESULTS / "cold_start.json", runs=REPO / "runs" / "cold_start")
