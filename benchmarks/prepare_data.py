@@ -21,6 +21,8 @@ Reads ../shared/data (see its README.md) and writes one MMRec folder per dataset
 - ml100k-cold, baby-cold: item cold-start splits (`--split cold-items`, 20% of the items, seed 0,
   cold items drawn among items with text) of ML-100k ratings >= 4 (text + genre as ml100k) and of
   the official Baby pairs (text as baby-official); see benchmarks/cold_start.py.
+- ml100k-mixed: ml100k-cold whose users' warm interactions are also split 8:1:1 (seed 0), so
+  valid and test hold warm and cold items alike.
 No synthetic features are made: a modality exists only where real content does.
 A dataset whose feature files are all present is skipped unless --force.
 """
@@ -52,6 +54,7 @@ MODALITIES = {
     "baby-official": ("text",),
     "sports-official": ("text",),
     "ml100k-cold": ("text", "genre"),
+    "ml100k-mixed": ("text", "genre"),
     "baby-cold": ("text",),
 }
 COLD_FRACTION, COLD_SEED = 0.2, 0  # the item cold-start splits: 20% of the items, drawn with seed 0
@@ -180,6 +183,29 @@ def prepare_cold(source: Path, out: Path, force: bool, dataset: str) -> None:
     run_sigerec("data", "import", str(interactions), *columns, *split, *with_text, "--out", str(out), "--force")
 
 
+def prepare_mixed(source: Path, out: Path, force: bool) -> None:
+    """ml100k-cold with warm held-out items too: its cold items keep all their interactions in
+    valid and test, and each user's warm (training) interactions are split 8:1:1 (seed 0), so an
+    all-item ranking shows what cold items gain and warm items lose under a cold-item rule."""
+    base = out.parent / "ml100k-cold"
+    if not is_complete(base, "ml100k-cold"):
+        prepare_cold(source, base, force, dataset="ml100k-cold")
+    for name in ("u_id_mapping.csv", "i_id_mapping.csv"):
+        copy_file(base / name, out, force)
+    for modality in MODALITIES["ml100k-cold"]:
+        for file_of in (feature_file, provenance_file, missing_items_file):
+            copy_file(file_of(base, modality), out, force)
+    rows = pd.read_csv(base / "ml100k-cold.inter", sep="\t").sort_values("userID", kind="stable", ignore_index=True)
+    rng = np.random.default_rng(COLD_SEED)
+    warm = rows.index[rows["x_label"] == 0].to_numpy()
+    for user_rows in np.split(warm, np.flatnonzero(np.diff(rows.loc[warm, "userID"].to_numpy())) + 1):
+        held_out = rng.permutation(user_rows)[: int(0.2 * len(user_rows))]  # at least 80% stay in train
+        half = len(held_out) // 2
+        rows.loc[held_out[:half], "x_label"] = 1
+        rows.loc[held_out[half:], "x_label"] = 2
+    (out / "ml100k-mixed.inter").write_text(rows.to_csv(sep="\t", index=False, lineterminator="\n"))
+
+
 PREPARERS = {
     "ml100k": prepare_ml100k,
     "ml100k-kg": prepare_ml100k_kg,
@@ -189,6 +215,7 @@ PREPARERS = {
     "sports-official": partial(prepare_sports, official=True),
     "ml100k-cold": partial(prepare_cold, dataset="ml100k-cold"),
     "baby-cold": partial(prepare_cold, dataset="baby-cold"),
+    "ml100k-mixed": prepare_mixed,
 }
 
 
