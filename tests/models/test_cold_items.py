@@ -82,6 +82,7 @@ def test_warm_neighbours_is_the_default_and_changes_nothing_without_cold_items(n
     model_class = get_model_class(name)
     assert model_class.config_class().cold_item_rule == "warm_neighbours"
     assert model_class.config_class().cold_item_k == 10
+    assert model_class.config_class().cold_item_norm == "neighbours"
     with_rule, without = build(name, "warm_neighbours", hand_dataset()), build(name, "none", hand_dataset())
     for vectors, plain in zip(with_rule.embeddings(), without.embeddings()):
         assert torch.equal(vectors, plain)

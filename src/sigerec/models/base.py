@@ -141,7 +141,7 @@ class Recommender(nn.Module):
 
         if getattr(self, "cold_item_rows", None) is None:
             return item_vectors
-        norm = getattr(self.config, "cold_item_norm", "mean")
+        norm = self.config.cold_item_norm  # every model that calls this has ColdItemSettings
         return item_vectors.index_copy(
             0, self.cold_item_rows, neighbour_vectors(self.cold_item_weights, item_vectors, norm)
         )
