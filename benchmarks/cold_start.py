@@ -18,12 +18,14 @@ all-item valid ranking and the warm-only ranking is reported too.
 
 Every run uses seed 999, each model's default settings and `valid_candidates=cold`: early
 stopping and the reported epoch follow valid Recall@20 over the cold items (the valid set's
-items are all cold). Rows: every model that can score cold items, trained with its default rule
-(`cold_item_rule=warm_neighbours`); the same weights scored with `cold_item_norm=neighbours` and
-with each of its other rules (`sigerec evaluate --cold-item-rule/--cold-item-norm`, no
-retraining, so two rows of a model differ by that setting alone; `--rescore` adds them to
-trained rows already in the results); SIGE with the epoch chosen on the all-item valid ranking instead (skipped with
---skip-variants); and the references `contentknn` and `pop`. Results are merged into
+items are all cold). Rows: every model that can score cold items, trained once with its default
+rule (`cold_item_rule=warm_neighbours`) and the plain mean (`cold_item_norm=mean`, so the epoch
+is not chosen in favour of the default norm); the same weights scored with the default
+`cold_item_norm=neighbours` and with each of its other rules (`sigerec evaluate
+--cold-item-rule/--cold-item-norm`, no retraining, so the rows of a model differ by that setting
+alone; `--rescore` re-evaluates trained rows already in the results); SIGE with the epoch chosen
+on the all-item valid ranking instead (skipped with --skip-variants); and the references
+`contentknn` and `pop`. Results are merged into
 benchmarks/results/cold_start.json (a row replaces the row of the same dataset, model and
 settings) and docs/benchmarks.md's cold-start section is rewritten from it.
 """
@@ -62,30 +64,33 @@ SELECT_ON_COLD = {"valid_candidates": "cold"}
 MIXED = {"ml100k-mixed"}
 # Trained rows (model, settings added to SELECT_ON_COLD), in table order; each model with its
 # default rule (warm_neighbours where it has one).
+# Content models train once, the epoch chosen with the plain mean (cold_item_norm=mean), and the
+# same weights are then scored with the default norm (neighbours) and the other rules, so the
+# rows of one model differ by the scoring setting alone and the default is not favoured.
+PLAIN_MEAN = {"cold_item_norm": "mean"}
 TRAINED = [
-    ("sige", {}),
-    ("mgcn", {}),
-    ("freedom", {}),
-    ("lgmrec", {}),
-    ("bm3", {}),
-    ("vbpr", {}),
-    ("alpharec", {}),
+    ("sige", PLAIN_MEAN),
+    ("mgcn", PLAIN_MEAN),
+    ("freedom", PLAIN_MEAN),
+    ("lgmrec", PLAIN_MEAN),
+    ("bm3", PLAIN_MEAN),
+    ("vbpr", PLAIN_MEAN),
+    ("alpharec", PLAIN_MEAN),
     ("contentknn", {}),
     ("pop", {}),
-    ("sige", {"valid_candidates": "all"}),  # the epoch chosen on the all-item valid ranking instead
+    ("sige", {**PLAIN_MEAN, "valid_candidates": "all"}),  # the epoch chosen on the all-item valid ranking
 ]
-# The same weights (the default run's best epoch) scored with each model's other cold-item
-# settings: the neighbours' length instead of the plain mean's, and the other rules.
-SCALED = {"cold_item_norm": "neighbours"}
+# Scoring settings applied to a trained row's best checkpoint (they replace its own).
+NEIGHBOURS_NORM = {"cold_item_norm": "neighbours"}  # the default
 BEHAVIOUR, NONE = {"cold_item_rule": "behaviour_neighbours"}, {"cold_item_rule": "none"}
 RESCORED = {
-    "sige": [SCALED, BEHAVIOUR, NONE],
-    "mgcn": [SCALED, BEHAVIOUR, NONE],
-    "freedom": [SCALED, NONE],
-    "lgmrec": [SCALED, NONE],
-    "bm3": [SCALED, NONE],
-    "vbpr": [SCALED, {"cold_item_rule": "content_factors"}, NONE],
-    "alpharec": [SCALED, {"cold_item_rule": "content_branch"}, NONE],
+    "sige": [NEIGHBOURS_NORM, BEHAVIOUR, NONE],
+    "mgcn": [NEIGHBOURS_NORM, BEHAVIOUR, NONE],
+    "freedom": [NEIGHBOURS_NORM, NONE],
+    "lgmrec": [NEIGHBOURS_NORM, NONE],
+    "bm3": [NEIGHBOURS_NORM, NONE],
+    "vbpr": [NEIGHBOURS_NORM, {"cold_item_rule": "content_factors"}, NONE],
+    "alpharec": [NEIGHBOURS_NORM, {"cold_item_rule": "content_branch"}, NONE],
 }
 DOC_SECTION = "cold-start"
 DOC_HEADING = "## Item cold-start"
@@ -100,8 +105,10 @@ INTRODUCTION = (
     "- **warm** (ml100k-mixed): the test items ranked among the warm items only.\n"
     "- **all:** the test items ranked among every item, warm and cold together, as a server ranks them.\n\n"
     "Settings: seed 999, every model's defaults, and `valid_candidates=cold`, so the epoch "
-    "is chosen on valid cold Recall@20 (on ml100k-mixed: on the all-item valid ranking). A row with another `cold_item_rule` scores the defaults "
-    "row's weights with that rule (`sigerec evaluate --cold-item-rule`), so it differs by the rule alone. "
+    "is chosen on valid cold Recall@20 (on ml100k-mixed: on the all-item valid ranking). Each content "
+    "model is trained once, its epoch chosen with `cold_item_norm=mean`; the rows marked *same weights* "
+    "score that checkpoint with another setting (`sigerec evaluate --cold-item-rule/--cold-item-norm`), "
+    "so they differ by that setting alone. `cold_item_norm=neighbours` is the default. "
     "s/epoch was measured on a shared 2-core machine and is only indicative.\n"
 )
 
@@ -122,7 +129,7 @@ def run_row(dataset: str, model: str, overrides: dict, out: Path, epochs: int | 
         "overrides": overrides,
         "valid_cold": summary.get("valid_cold", {}),
         # The summary's "valid" is the ranking the epoch was chosen on (cold here): re-evaluate.
-        "valid_all": evaluate_in_subprocess(summary["run_dir"], "all", {})["valid"],
+        "valid_all": evaluate_in_subprocess(summary["run_dir"], "all", scoring_settings(overrides))["valid"],
         "test_cold": summary.get("test_cold", {}),
         "test_all": summary.get("test", {}),
         "test_warm": summary.get("test_warm"),
@@ -137,13 +144,14 @@ def rescored_row(trained: dict, settings: dict) -> dict:
     """``trained``'s best weights scored with other cold-item settings (`sigerec evaluate
     --cold-item-rule/--cold-item-norm`): no training, so the rows differ by the settings alone."""
     metrics = {}
+    scoring = scoring_settings({**trained["overrides"], **settings})
     for candidates in ("cold", "warm", "all") if trained["dataset"] in MIXED else ("cold", "all"):
-        for split, values in evaluate_in_subprocess(trained["run_dir"], candidates, settings).items():
+        for split, values in evaluate_in_subprocess(trained["run_dir"], candidates, scoring).items():
             metrics[f"{split}_{candidates}"] = values
     return {
         **trained,
-        "overrides": settings,
-        "rescored_from": "the defaults row's best checkpoint",
+        "overrides": {**trained["overrides"], **settings},
+        "rescored_from": trained["run_dir"],
         "valid_cold": metrics["valid_cold"],
         "valid_all": metrics["valid_all"],
         "test_cold": metrics["test_cold"],
@@ -151,6 +159,12 @@ def rescored_row(trained: dict, settings: dict) -> dict:
         "test_warm": metrics.get("test_warm"),
         **provenance(),
     }
+
+
+def scoring_settings(settings: dict) -> dict:
+    """The cold-item settings among ``settings``: passed to every re-evaluation explicitly, so a
+    run is scored as it was trained even if a default changed since."""
+    return {key: value for key, value in settings.items() if key.startswith("cold_item_")}
 
 
 def evaluate_in_subprocess(run_dir: str, candidates: str, settings: dict) -> dict[str, dict]:
@@ -165,22 +179,38 @@ def evaluate_in_subprocess(run_dir: str, candidates: str, settings: dict) -> dic
 
 
 def rescore_existing(results: Path, datasets: list[str], models: str | None) -> None:
-    """Score the defaults rows already in ``results`` (their run folders) with RESCORED's settings."""
+    """Complete the trained rows in ``results``: their all-item valid metrics and RESCORED rows,
+    where missing (from the run folders; nothing is trained)."""
     wanted = set(models.split(",")) if models else None
-    for trained in load_results(results):
+    rows = load_results(results)
+    done = {row_key(row) for row in rows if row.get("valid_all")}
+    for trained in rows:
         if trained["dataset"] not in datasets or "rescored_from" in trained:
             continue
-        if wanted is None or trained["model"] in wanted:
-            trained["valid_all"] = evaluate_in_subprocess(trained["run_dir"], "all", {})["valid"]
-            others = [] if trained["overrides"] else RESCORED.get(trained["model"], [])
-            update_results(results, [trained] + [rescored_row(trained, other) for other in others], row_key)
+        if wanted is not None and trained["model"] not in wanted:
+            continue
+        if row_key(trained) not in done:
+            scoring = scoring_settings(trained["overrides"])
+            trained["valid_all"] = evaluate_in_subprocess(trained["run_dir"], "all", scoring)["valid"]
+        others = RESCORED.get(trained["model"], []) if is_plain_training(trained["overrides"]) else []
+        rescored = [
+            rescored_row(trained, other)
+            for other in others
+            if row_key({**trained, "overrides": {**trained["overrides"], **other}}) not in done
+        ]
+        update_results(results, [trained, *rescored], row_key)
+
+
+def is_plain_training(overrides: dict) -> bool:
+    """A model's main trained row (not a variant such as another valid ranking)."""
+    return overrides in ({}, PLAIN_MEAN)
 
 
 def table_order(row: dict) -> tuple:
-    """Models in TRAINED order, each model's defaults row first, then its other rules."""
+    """Models in TRAINED order: each model's trained row, its rescored rows, then variants."""
     models = list(dict.fromkeys(model for model, _ in TRAINED))
     overrides = row["overrides"]
-    rank = 0 if not overrides else 2 if "valid_candidates" in overrides else 1
+    rank = 2 if "valid_candidates" in overrides else 1 if "rescored_from" in row else 0
     return (models.index(row["model"]) if row["model"] in models else len(models), rank, json.dumps(overrides))
 
 
@@ -197,11 +227,12 @@ def tables(rows: list[dict]) -> str:
         with_warm = dataset in MIXED
         table = []
         for row in of_dataset:
-            settings = ", ".join(f"{k}={v}" for k, v in row["overrides"].items())
-            valid = [row[key].get("recall@20", 0) for key in ("valid_cold", "valid_all")]
+            settings = ", ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "defaults"
+            settings += " (same weights)" if "rescored_from" in row else ""
+            valid = [(row.get(key) or {}).get("recall@20") for key in ("valid_cold", "valid_all")]
             tested = ["test_cold"] + (["test_warm"] if with_warm else []) + ["test_all"]
             table.append(
-                [row["model"], settings or "defaults", *(f"{value:.4f}" for value in valid)]
+                [row["model"], settings, *(f"{value:.4f}" if value is not None else "" for value in valid)]
                 + [f"{(row.get(key) or {}).get(m, 0):.4f}" for key in tested for m in ("recall@20", "ndcg@20")]
                 + [row["best_epoch"], row["epochs"], f"{row['train_seconds_per_epoch'] or 0:.2f}"]
             )
@@ -220,7 +251,7 @@ def main() -> None:
     parser.add_argument(
         "--rescore",
         action="store_true",
-        help="No training: re-evaluate the trained rows in --results and add their RESCORED rows.",
+        help="No training: complete the trained rows in --results (all-item valid metrics, RESCORED rows).",
     )
     parser.add_argument("--skip-variants", action="store_true", help="Only the defaults rows (and their rules).")
     add_output_options(parser, RESULTS / "cold_start.json", runs=REPO / "runs" / "cold_start")
@@ -236,12 +267,11 @@ def main() -> None:
             for model, overrides in TRAINED:
                 if models is not None and model not in models:
                     continue
-                if overrides and args.skip_variants:
+                if not is_plain_training(overrides) and args.skip_variants:
                     continue
                 trained = run_row(dataset, model, overrides, args.out, args.epochs)
-                rows = [trained] + [
-                    rescored_row(trained, other) for other in ([] if overrides else RESCORED.get(model, []))
-                ]
+                others = RESCORED.get(model, []) if is_plain_training(overrides) else []
+                rows = [trained] + [rescored_row(trained, other) for other in others]
                 for row in rows:
                     print(f"{dataset} {model} {row['overrides']}: cold R@20 {row['test_cold'].get('recall@20', 0):.4f}")
                 update_results(args.results, rows, row_key)
