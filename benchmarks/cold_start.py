@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 
 from common import (
+    BENCH_DATA,
     REPO,
     RESULTS,
     add_output_options,
@@ -56,7 +57,6 @@ from common import (
 )
 
 SEED = 999
-BENCH_DATA = REPO / ".bench_data"
 DATASETS = "ml100k-cold,baby-cold,ml100k-mixed"
 SELECT_ON_COLD = {"valid_candidates": "cold"}
 # Datasets whose valid and test hold warm items too: the epoch is chosen on the all-item valid

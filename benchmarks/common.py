@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
+BENCH_DATA = REPO / ".bench_data"  # where prepare_data.py writes the benchmark datasets
 BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
 # Options that only say where run folders, docs or plots go: no result depends on them, so the
 # command recorded with a result leaves them out (and with them any private path).

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from common import (
+    BENCH_DATA,
     REPO,
     RESULTS,
     add_output_options,
@@ -50,7 +51,6 @@ from common import (
 )
 
 SEED = 999
-BENCH_DATA = REPO / ".bench_data"  # prepare_data.py's --out
 DEFAULT_MODELS = "bpr,lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
 DEFAULT_DATASETS = "ml100k,ml100k-kg,baby-official,sports-official"  # prepare_data.py's default
 # The order of the datasets in the docs' tables (others after them): ML-100k and its re-splits first.

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import DEFAULT_DATA_ROOT, REPO, describe_features, feature_sources, run_sigerec
+from common import BENCH_DATA, DEFAULT_DATA_ROOT, REPO, describe_features, feature_sources, run_sigerec
 
 from sigerec.data.feature_files import feature_file, missing_items_file, provenance_file
 
@@ -278,7 +278,7 @@ def print_coverage(dataset: str, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="The shared data folder.")
-    parser.add_argument("--out", type=Path, default=REPO / ".bench_data", help="Where the dataset folders go.")
+    parser.add_argument("--out", type=Path, default=BENCH_DATA, help="Where the dataset folders go.")
     parser.add_argument(
         "--datasets",
         default="ml100k,ml100k-kg,baby-official,sports-official",
