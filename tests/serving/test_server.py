@@ -3,6 +3,7 @@ server in a subprocess, the socket, worker start-up and the errors before anythi
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -118,3 +119,21 @@ def test_serve_refuses_an_unknown_index_kind(exported_model):
 def test_serve_help_gives_an_example():
     result = cli.invoke(cli_app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "Example: sigerec serve" in result.output
+
+
+def test_serve_refuses_a_missing_encoder_copy_and_passes_a_given_one_to_its_workers(
+    exported_model, tmp_path, monkeypatch
+):
+    from sigerec.serving import server
+    from sigerec.serving.new_items import TEXT_MODEL_VARIABLE
+
+    missing = cli.invoke(cli_app, ["serve", str(exported_model), "--text-model", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "--text-model" in missing.output and "no such file" in missing.output
+    started = []
+    monkeypatch.setattr(server, "run_server", lambda *args, **kwargs: started.append(kwargs))
+    monkeypatch.delenv(TEXT_MODEL_VARIABLE, raising=False)
+    (tmp_path / "minilm").mkdir()
+    result = cli.invoke(cli_app, ["serve", str(exported_model), "--text-model", str(tmp_path / "minilm")])
+    assert result.exit_code == 0 and started
+    assert os.environ[TEXT_MODEL_VARIABLE] == str((tmp_path / "minilm").resolve())
+    monkeypatch.delenv(TEXT_MODEL_VARIABLE)

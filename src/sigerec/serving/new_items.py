@@ -32,8 +32,8 @@ from sigerec.serving.model_folder import MANIFEST, ModelFolder, save_model_folde
 TEXT_MODEL_VARIABLE = "SIGEREC_TEXT_MODEL"
 IMAGE_MODEL_VARIABLE = "SIGEREC_IMAGE_MODEL"
 OVERRIDE_HINT = {
-    "text": f"pass --text-model PATH (sigerec add-items) or set {TEXT_MODEL_VARIABLE} (sigerec serve)",
-    "image": f"pass --image-model PATH (sigerec add-items) or set {IMAGE_MODEL_VARIABLE} (sigerec serve)",
+    "text": f"pass --text-model PATH to sigerec add-items or sigerec serve (or set {TEXT_MODEL_VARIABLE})",
+    "image": f"pass --image-model PATH to sigerec add-items or sigerec serve (or set {IMAGE_MODEL_VARIABLE})",
 }
 
 
