@@ -219,41 +219,6 @@ def write_model_folder(
     ``out`` is replaced if it exists (the caller checks it may be); a kill at any moment leaves
     the old folder or the new one (``safe_write.write_folder``), so a server reloading it never
     sees half an export."""
-    _write_model_folder(
-        out, user_vectors, item_vectors, user_ids, item_ids, seen, description, titles, copied_files, item_features
-    )
-    return out
-
-
-def save_model_folder(folder: ModelFolder, out: Path) -> ModelFolder:
-    """Write ``folder`` (e.g. with items added) as a new version of the model folder ``out``,
-    atomically as ``write_model_folder``; the run's files are carried over from ``folder.path``.
-    Returns the folder as written (its new manifest, ``path=out``)."""
-    manifest = folder.manifest
-    description = {key: manifest.get(key) for key in ("model", "dataset", "run", "checkpoint", "metrics")}
-    description.update({key: manifest[key] for key in ("cold_items", "items_added") if key in manifest})
-    carried = [folder.path / name for name in RUN_FILES if folder.path and name in manifest.get("files", {})]
-    written = _write_model_folder(
-        Path(out), folder.user_vectors, folder.item_vectors, folder.user_ids, folder.item_ids, folder.seen,
-        description, folder.titles, carried, folder.item_features,
-    )  # fmt: skip
-    return replace(folder, manifest=written, path=Path(out))
-
-
-def _write_model_folder(
-    out: Path,
-    user_vectors: np.ndarray,
-    item_vectors: np.ndarray,
-    user_ids: np.ndarray,
-    item_ids: np.ndarray,
-    seen: sp.spmatrix,
-    description: dict,
-    titles: np.ndarray | None,
-    copied_files: list[Path],
-    item_features: dict[str, np.ndarray] | None,
-) -> dict:
-    """``write_model_folder``'s work; returns the manifest written."""
-    written = {}
 
     def build(staging: Path) -> None:
         np.save(staging / USER_VECTORS, np.ascontiguousarray(user_vectors, dtype=np.float32))
@@ -283,10 +248,24 @@ def _write_model_folder(
             "files": {p.name: _file_entry(p) for p in sorted(staging.iterdir())},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        written.update(manifest)
 
     write_folder(out, build)
-    return written
+    return out
+
+
+def save_model_folder(folder: ModelFolder, out: Path) -> ModelFolder:
+    """Write ``folder`` (e.g. with items added) as a new version of the model folder ``out``,
+    atomically as ``write_model_folder``; the run's files are carried over from ``folder.path``.
+    Returns the folder as written (its new manifest, ``path=out``)."""
+    manifest = folder.manifest
+    description = {key: manifest.get(key) for key in ("model", "dataset", "run", "checkpoint", "metrics")}
+    description.update({key: manifest[key] for key in ("cold_items", "items_added") if key in manifest})
+    carried = [folder.path / name for name in RUN_FILES if folder.path and name in manifest.get("files", {})]
+    out = write_model_folder(
+        Path(out), folder.user_vectors, folder.item_vectors, folder.user_ids, folder.item_ids, folder.seen,
+        description, folder.titles, carried, folder.item_features,
+    )  # fmt: skip
+    return replace(folder, manifest=_read_manifest(out), path=out)
 
 
 def _feature_modalities(manifest: dict, path: Path) -> list[str]:
