@@ -5,6 +5,7 @@ marker comments."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import json
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
@@ -217,16 +219,28 @@ def merge_rows(earlier: list[dict], new: list[dict], key: Callable[[dict], tuple
     return merged + list(fresh.values())
 
 
-def update_results(path: Path, rows: list[dict], key: Callable[[dict], tuple]) -> None:
-    """Merge ``rows`` into the results file ``path`` (a JSON list of rows) under a lock, so that
-    runs made one at a time, or by several processes at once, add up to one file."""
+@contextlib.contextmanager
+def results_lock(path: Path):
+    """Hold the lock of results file ``path`` (``<path>.lock``), so that several processes
+    writing to it at once take turns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = merge_rows(load_results(path), rows, key)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(merged, indent=2) + "\n")
-        temporary.replace(path)
+        yield
+
+
+def replace_results(path: Path, content: Any) -> None:
+    """Write ``content`` as the results file ``path`` in one step (call it under :func:`results_lock`)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def update_results(path: Path, rows: list[dict], key: Callable[[dict], tuple]) -> None:
+    """Merge ``rows`` into the results file ``path`` (a JSON list of rows) under a lock, so that
+    runs made one at a time, or by several processes at once, add up to one file."""
+    with results_lock(path):
+        replace_results(path, merge_rows(load_results(path), rows, key))
 
 
 def replace_section(text: str, name: str, content: str) -> str:

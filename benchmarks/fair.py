@@ -1,6 +1,6 @@
 """The fair benchmark: every model gets the same tuning budget, then its selected settings run over several seeds.
 
-Example: python benchmarks/fair.py --datasets ml100k --models lightgcn,sige --trials 2 --seeds 3
+Example: python benchmarks/fair.py --datasets ml100k --models lightgcn,sige --trials 2 --seeds 1,2,3
 
 For each dataset and model: `sigerec tune` with the same trial count, pruner and seed (the
 model's own search space; selection on valid Recall@20 only), timed; then the selected settings
@@ -8,7 +8,9 @@ model's own search space; selection on valid Recall@20 only), timed; then the se
 test Recall@20 and NDCG@20 over the seeds, the paired Wilcoxon p-value (test users, Holm-corrected
 per dataset) of SIGE against each other model, and the hours each search took; the plot has one
 panel per dataset, with error bars. Work already done under --out (a finished study, a finished
-seed group) is reused, so an interrupted benchmark continues where it stopped.
+seed group) is reused, so an interrupted benchmark continues where it stopped, and a group with
+fewer of the seeds trains only those it lacks. Each invocation merges its rows into the results
+file under a lock, so several (one per model, each with OMP_NUM_THREADS=1, say) can run at once.
 """
 
 from __future__ import annotations
@@ -36,31 +38,39 @@ def search(data: Path, model: str, trials: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
+def trial_states(out: Path) -> list[str]:
+    """``finished`` or ``pruned`` for each trial of the study in ``out`` (none before it ran)."""
+    if not (out / "trials.csv").exists():
+        return []
+    with open(out / "trials.csv") as handle:
+        return [row["state"] for row in csv.DictReader(handle)]
+
+
 def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
-    """The seed group of the selected settings, trained unless a finished one exists."""
+    """The seed group of the selected settings: a finished one is reused, one with fewer of the
+    seeds trains only the seeds it lacks."""
     from sigerec.tuning.results import train_final_seeds
     from sigerec.tuning.study import TuneSettings
 
-    finished = sorted(path.parent for path in (out / "final-seeds").glob("*/aggregate.json"))
-    if finished:
-        return finished[-1]
     group, _ = train_final_seeds(TuneSettings(data=str(data), model=model, space={}, out=out), seeds)
     return group
 
 
 def measure(dataset: str, model: str, args) -> dict:
-    """One row: the search (timed, accumulated over invocations) and the seed group's aggregate."""
+    """One row: the search (timed, accumulated over invocations; a finished study is not
+    started again) and the seed group's aggregate."""
     out = args.out / dataset / model
     timing_file = out / "search_seconds.json"
     spent = json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
-    spent += search(args.data_root / dataset, model, args.trials, out)
-    out.mkdir(parents=True, exist_ok=True)
-    timing_file.write_text(json.dumps({"seconds": spent}))
+    if len(trial_states(out)) < args.trials:
+        spent += search(args.data_root / dataset, model, args.trials, out)
+        out.mkdir(parents=True, exist_ok=True)
+        timing_file.write_text(json.dumps({"seconds": spent}))
     group = final_seeds(out, args.data_root / dataset, model, args.seeds)
     aggregate = json.loads((group / "aggregate.json").read_text())
-    with open(out / "trials.csv") as handle:
-        states = [row["state"] for row in csv.DictReader(handle)]
+    states = trial_states(out)
     return {
+        **common.provenance(),
         "dataset": dataset,
         "model": model,
         "trials": len(states),
@@ -71,6 +81,65 @@ def measure(dataset: str, model: str, args) -> dict:
         "valid": aggregate["valid"],
         "group": str(group.relative_to(common.REPO)) if group.is_relative_to(common.REPO) else str(group),
     }
+
+
+def key(row: dict) -> tuple[str, str]:
+    return row["dataset"], row["model"]
+
+
+def with_history(row: dict, earlier: dict | None) -> dict:
+    """``row``, with a note when an earlier invocation measured part of it (its search, or
+    some of its seeds in the same group) at another commit or date."""
+    if earlier is None or earlier.get("group") != row["group"]:
+        return row
+    if (earlier["seeds"], earlier["trials"]) == (row["seeds"], row["trials"]):
+        return earlier  # nothing was measured again: the row keeps its own record
+    if (earlier.get("commit"), earlier.get("measured")) == (row["commit"], row["measured"]):
+        return {**row, "note": earlier.get("note", [])}
+    part = f"the search and seeds {', '.join(map(str, earlier['seeds']))}"
+    note = (
+        f"{row['dataset']} / {row['model']}: {part} were measured by `{earlier.get('command', 'not recorded')}` "
+        f"at commit {earlier.get('commit', 'not recorded')} on {earlier.get('measured', 'not recorded')}; "
+        f"the rest of the row at commit {row['commit']} on {row['measured']}."
+    )
+    return {**row, "note": note}
+
+
+def rows_of(results: dict) -> list[dict]:
+    """The rows of a results file, each with its own command, machine, commit and date (files
+    from before rows carried them give every row the file's)."""
+    shared = {field: results[field] for field in ("command", "machine", "commit", "measured") if field in results}
+    return [{**shared, **row} for row in results.get("rows", [])]
+
+
+def merge_into(path: Path, new_rows: list[dict]) -> dict:
+    """Merge ``new_rows`` into the results file under its lock, so that several invocations (one
+    per model, say, running at once) add up to one table; p-values are recomputed per dataset
+    over every row whose run folders are here."""
+    with common.results_lock(path):
+        earlier = json.loads(path.read_text()) if path.exists() else {}
+        old_rows = rows_of(earlier)
+        old_by_key = {key(row): row for row in old_rows}
+        rows = common.merge_rows(old_rows, [with_history(row, old_by_key.get(key(row))) for row in new_rows], key)
+        p_values = {
+            (p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in earlier.get("p_values", [])
+        }
+        present = [row for row in rows if (common.REPO / row["group"]).is_dir()]
+        for dataset in {row["dataset"] for row in present}:
+            if any(not (common.REPO / row["group"]).is_dir() for row in rows if row["dataset"] == dataset):
+                continue  # keep the p-values computed where all of its run folders were
+            own = [row for row in rows if row["dataset"] == dataset]
+            p_values = {k: p for k, p in p_values.items() if k[0] != dataset}
+            for metric in ("recall@20", "ndcg@20"):
+                for (d, model), p in p_values_against(own, FOCUS, metric).items():
+                    p_values[(d, model, metric)] = p
+        results = {
+            "rows": rows,
+            "p_values": [{"dataset": d, "model": m, "metric": k, "p": p} for (d, m, k), p in sorted(p_values.items())],
+            "plot": plot(rows, PLOT),
+        }
+        common.replace_results(path, results)
+    return results
 
 
 def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[str, str], float]:
@@ -97,7 +166,7 @@ def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[st
 
 
 def section_content(results: dict) -> str:
-    rows = results["rows"]
+    rows = rows_of(results)
     p_values = {(p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in results["p_values"]}
 
     def p_cell(row: dict, metric: str) -> str:
@@ -114,6 +183,7 @@ def section_content(results: dict) -> str:
                 row["dataset"],
                 row["model"],
                 f"{row['trials']} ({row['pruned']} pruned)",
+                ", ".join(map(str, row["seeds"])),
                 f"{test['recall@20']['mean']:.4f} ± {test['recall@20']['std'] or 0:.4f}",
                 f"{test['ndcg@20']['mean']:.4f} ± {test['ndcg@20']['std'] or 0:.4f}",
                 p_cell(row, "recall@20"),
@@ -126,6 +196,7 @@ def section_content(results: dict) -> str:
             "dataset",
             "model",
             "trials",
+            "seeds",
             "test R@20 (mean ± std)",
             "test N@20",
             f"p {FOCUS} vs model, R@20",
@@ -134,14 +205,24 @@ def section_content(results: dict) -> str:
         ],
         table_rows,
     )
+    trial_counts = sorted({row["trials"] for row in rows})
     budget = (
-        f"Budget: {results['trials']} trials per model (each model's own search space, seeded TPE, the model's defaults as "
-        f"the first trial, percentile pruning: bottom quarter after 3 finished trials, from the 20th evaluation), selection on valid Recall@20; the selected settings "
-        f"over seeds {', '.join(map(str, results['seeds']))} (mean ± sample std). p: two-sided paired Wilcoxon "
-        f"over test users of each metric (each user's value averaged over seeds), Holm-corrected per dataset."
+        f"Budget: {' or '.join(map(str, trial_counts))} trials per model (each model's own search space, seeded TPE, the "
+        f"model's defaults as the first trial, percentile pruning: bottom quarter after 3 finished trials, from the 20th "
+        f"evaluation), selection on valid Recall@20; the selected settings over the seeds listed (mean ± sample std). "
+        f"p: two-sided paired Wilcoxon over test users of each metric (each user's value averaged over seeds), "
+        f"Holm-corrected per dataset."
     )
     plot = f"\n\n![Fair benchmark](img/{PLOT.name})" if results.get("plot") else ""
-    return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list([results]), table]) + plot
+    return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list(rows, describe_rows), table]) + plot
+
+
+def describe_rows(rows: list[dict]) -> str:
+    """Which rows one command measured, e.g. ``ml100k: lightgcn, sige``."""
+    datasets: dict[str, list[str]] = {}
+    for row in rows:
+        datasets.setdefault(row["dataset"], []).append(row["model"])
+    return "; ".join(f"{dataset}: {', '.join(models)}" for dataset, models in datasets.items())
 
 
 def plot(rows: list[dict], path: Path) -> bool:
@@ -176,7 +257,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=common.REPO / ".bench_data", help="From prepare_data.py.")
     parser.add_argument("--datasets", default=DATASETS)
     parser.add_argument("--models", default=MODELS)
-    parser.add_argument("--trials", type=int, default=8, help="Trials per model (the same for every model).")
+    parser.add_argument("--trials", type=int, default=4, help="Trials per model (the same for every model).")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
     common.add_output_options(parser, common.RESULTS / "fair.json", runs=common.REPO / "runs" / "fair")
     args = parser.parse_args()
@@ -187,20 +268,7 @@ def main() -> None:
         if missing:
             sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
         rows = [measure(d, m, args) for d in datasets for m in args.models.split(",") if m]
-        p_values = {
-            (dataset, model, metric): p
-            for metric in ("recall@20", "ndcg@20")
-            for (dataset, model), p in p_values_against(rows, FOCUS, metric).items()
-        }
-        results = {
-            **common.provenance(),
-            "trials": args.trials,
-            "seeds": args.seeds,
-            "rows": rows,
-            "p_values": [{"dataset": d, "model": m, "metric": k, "p": p} for (d, m, k), p in p_values.items()],
-            "plot": plot(rows, PLOT),
-        }
-        args.results.write_text(json.dumps(results, indent=2) + "\n")
+        merge_into(args.results, rows)
     common.write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
     print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
 

@@ -55,6 +55,18 @@ def test_each_seeds_run_is_the_run_that_seed_alone_trains(two_seeds, tiny_datase
     assert in_group["valid"] == alone["valid"] and in_group["test"] == alone["test"]
 
 
+def test_more_seeds_later_train_only_the_seeds_the_group_lacks(two_seeds, tiny_dataset_dir, tmp_path):
+    group, _ = two_seeds
+    before = {seed: (group / f"seed-{seed}" / "summary.json").read_text() for seed in (1, 2)}
+    same_group, aggregate = runner.extend_seeds(group, [1, 2, 3])
+    assert same_group == group and aggregate["seeds"] == [1, 2, 3]
+    assert all((group / f"seed-{seed}" / "summary.json").read_text() == before[seed] for seed in (1, 2))
+    _, alone = runner.train(_config(tiny_dataset_dir, seed=3), tmp_path / "alone")
+    added = json.loads((group / "seed-3" / "summary.json").read_text())
+    assert added["valid"] == alone["valid"] and added["test"] == alone["test"]
+    assert json.loads((group / AGGREGATE_FILE).read_text()) == aggregate
+
+
 def test_one_seed_has_no_std(tiny_dataset_dir, tmp_path):
     _, aggregate = runner.train_seeds(_config(tiny_dataset_dir), [5], tmp_path)
     assert aggregate["test"]["recall@20"]["std"] is None

@@ -156,6 +156,21 @@ def test_final_seeds_train_the_selected_settings_once_per_seed(baby_subset_dir, 
     assert aggregate["seeds"] == [1, 2] and "±" in result.output
 
 
+def test_more_final_seeds_later_train_only_the_new_seeds(baby_subset_dir, tmp_path):
+    def tune(seeds: str):
+        options = ["--trials", "1", "--set", "epochs=2", "--out", str(tmp_path / "out"), "--final-seeds", seeds]
+        result = _tune(baby_subset_dir, tmp_path, *options)
+        assert result.exit_code == 0, result.output
+
+    tune("1")
+    (group,) = (tmp_path / "out" / "final-seeds").iterdir()
+    first_seed = (group / "seed-1" / "summary.json").read_text()
+    tune("2")
+    assert [path.name for path in (tmp_path / "out" / "final-seeds").iterdir()] == [group.name]
+    assert (group / "seed-1" / "summary.json").read_text() == first_seed
+    assert yaml.safe_load((group / "aggregate.json").read_text())["seeds"] == [1, 2]
+
+
 def test_settings_drawn_again_reuse_the_finished_trial_instead_of_training_again(baby_subset_dir, tmp_path):
     settings = TuneSettings(
         data=str(baby_subset_dir),

@@ -18,7 +18,7 @@ from sigerec.evaluation.metrics import METRIC_NAMES
 from sigerec.models import get_model_class
 from sigerec.safe_write import create_folder
 from sigerec.training.run_directory import RunDirectory, run_folder_names
-from sigerec.training.seeds import aggregate_summaries, group_seeds, seed_folder, write_aggregate
+from sigerec.training.seeds import AGGREGATE_FILE, aggregate_summaries, group_seeds, seed_folder, write_aggregate
 from sigerec.training.trainer import Trainer
 
 
@@ -166,6 +166,30 @@ def resume_seeds(
     first = RunDirectory.existing(group / seed_folder(seeds[0]))
     prepared = prepare(load_run_config(first), warn=warn) if first.read_summary() is None else None
     return group, _finish_seeds(group, seeds, prepared, progress_factory, warn)
+
+
+def extend_seeds(
+    group: str | Path,
+    seeds: Sequence[int],
+    progress_factory: Callable[[RunConfig], Any] | None = None,
+    warn=None,
+) -> tuple[Path, dict]:
+    """Add ``seeds`` to a group of :func:`train_seeds` and finish it, so asking for more seeds
+    later trains only the new ones. Each new seed trains the group's settings (those of its
+    lowest seed) with its own seed; the aggregate then covers every seed of the group."""
+    group = Path(group)
+    have = group_seeds(group)
+    if not have:
+        raise SigerecError(f"{group}: not a group folder (no seed-<n>/config.yaml); give a folder made by --seeds.")
+    template = load_run_config(RunDirectory.existing(group / seed_folder(have[0])))
+    # The stale aggregate goes first: a group without one is always finished by resume_seeds.
+    (group / AGGREGATE_FILE).unlink(missing_ok=True)
+    for seed in sorted(set(seeds) - set(have)):
+        folder = group / seed_folder(seed)
+        folder.mkdir(exist_ok=True)  # left empty by an interrupted call: it has no config yet
+        seed_config = dataclasses.replace(template, training=dataclasses.replace(template.training, seed=seed))
+        RunDirectory(folder).write_config(seed_config.to_dict())
+    return resume_seeds(group, progress_factory, warn)
 
 
 def _finish_seeds(

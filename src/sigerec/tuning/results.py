@@ -82,10 +82,12 @@ FINAL_SEEDS_FOLDER = "final-seeds"
 def train_final_seeds(settings, seeds: list[int]) -> tuple[Path, dict]:
     """The selected settings (``best.yaml``) trained once per seed into ``<out>/final-seeds``.
 
-    A group an earlier, interrupted run of the same command started there is finished
-    rather than started again.
+    A group an earlier run of the same command started there is reused: an interrupted one is
+    finished, and one with fewer of the seeds (an earlier, smaller ``--final-seeds``) trains
+    only the seeds it lacks.
     """
     from sigerec.training import runner
+    from sigerec.training.seeds import group_seeds
 
     flags = {"device": settings.device} if settings.device else None
     config = runner.resolve_config(
@@ -93,26 +95,36 @@ def train_final_seeds(settings, seeds: list[int]) -> tuple[Path, dict]:
     )
     root = settings.out / FINAL_SEEDS_FOLDER
     earlier = _group_of(root, config, seeds)
-    if earlier is not None:
-        return runner.resume_seeds(earlier)
-    return runner.train_seeds(config, seeds, root)
+    if earlier is None:
+        return runner.train_seeds(config, seeds, root)
+    if set(seeds) - set(group_seeds(earlier)):
+        return runner.extend_seeds(earlier, seeds)
+    return runner.resume_seeds(earlier)
 
 
 def _group_of(root: Path, config, seeds: list[int]) -> Path | None:
-    """The group folder under ``root`` that trains ``config`` with ``seeds``, if there is one."""
+    """The group folder under ``root`` that trains ``config`` with ``seeds`` or with the most of
+    them (and no other seed), if there is one. Settings are compared as loaded today, so a group
+    saved before a setting existed still matches when it ran that setting's default."""
     import dataclasses
 
     from sigerec.training.run_directory import RunDirectory
+    from sigerec.training.runner import load_run_config
     from sigerec.training.seeds import group_seeds, seed_folder
 
-    groups = sorted(root.iterdir()) if root.is_dir() else []
-    for group in groups:
-        if group_seeds(group) != sorted(seeds):
+    matches = []
+    for group in sorted(root.iterdir()) if root.is_dir() else []:
+        have = group_seeds(group)
+        if not have or not set(have) <= set(seeds):
             continue
-        first = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=min(seeds)))
-        if RunDirectory(group / seed_folder(min(seeds))).read_config() == first.to_dict():
-            return group
-    return None
+        first = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=have[0]))
+        try:
+            saved = load_run_config(RunDirectory(group / seed_folder(have[0])))
+        except SigerecError:
+            continue  # settings this version refuses: not the group of today's settings
+        if saved.to_dict() == first.to_dict():
+            matches.append((len(have), group))
+    return max(matches)[1] if matches else None
 
 
 def _plots(study: optuna.Study, out: Path) -> dict[str, Path]:
