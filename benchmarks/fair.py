@@ -267,8 +267,9 @@ def main() -> None:
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]
         if missing:
             sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
-        rows = [measure(d, m, args) for d in datasets for m in args.models.split(",") if m]
-        merge_into(args.results, rows)
+        for dataset in datasets:
+            for model in filter(None, args.models.split(",")):
+                merge_into(args.results, [measure(dataset, model, args)])  # each row lands once measured
     common.write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
     print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
 
