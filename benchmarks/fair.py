@@ -87,6 +87,16 @@ def key(row: dict) -> tuple[str, str]:
     return row["dataset"], row["model"]
 
 
+def table_order(row: dict) -> tuple:
+    """Datasets and models in the order of the defaults (others after them, by name)."""
+    datasets, models = DATASETS.split(","), MODELS.split(",")
+
+    def place(name: str, order: list[str]) -> tuple[int, str]:
+        return (order.index(name) if name in order else len(order), name)
+
+    return place(row["dataset"], datasets), place(row["model"], models)
+
+
 def with_history(row: dict, earlier: dict | None) -> dict:
     """``row``, with a note when an earlier invocation measured part of it (its search, or
     some of its seeds in the same group) at another commit or date."""
@@ -121,14 +131,14 @@ def merge_into(path: Path, new_rows: list[dict]) -> dict:
         old_rows = rows_of(earlier)
         old_by_key = {key(row): row for row in old_rows}
         rows = common.merge_rows(old_rows, [with_history(row, old_by_key.get(key(row))) for row in new_rows], key)
+        rows.sort(key=table_order)
         p_values = {
             (p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in earlier.get("p_values", [])
         }
-        present = [row for row in rows if (common.REPO / row["group"]).is_dir()]
-        for dataset in {row["dataset"] for row in present}:
-            if any(not (common.REPO / row["group"]).is_dir() for row in rows if row["dataset"] == dataset):
-                continue  # keep the p-values computed where all of its run folders were
+        for dataset in {row["dataset"] for row in rows}:
             own = [row for row in rows if row["dataset"] == dataset]
+            if not all((common.REPO / row["group"]).is_dir() for row in own):
+                continue  # keep the p-values computed where all of its run folders were
             p_values = {k: p for k, p in p_values.items() if k[0] != dataset}
             for metric in ("recall@20", "ndcg@20"):
                 for (d, model), p in p_values_against(own, FOCUS, metric).items():
