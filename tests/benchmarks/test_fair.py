@@ -1,0 +1,99 @@
+"""benchmarks/fair.py builds one table from several invocations: rows merge under a lock, keep
+their own records, and say which part an earlier invocation measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import fair
+
+STATS = {"mean": 0.3, "std": 0.01}
+
+
+def _row(dataset, model, commit, seeds=(1, 2, 3), group=None, measured="2026-12-01"):
+    return {
+        "command": f"python benchmarks/fair.py --models {model}",
+        "machine": "Test CPU",
+        "commit": commit,
+        "measured": measured,
+        "dataset": dataset,
+        "model": model,
+        "trials": 4,
+        "pruned": 0,
+        "search_hours": 0.1,
+        "seeds": list(seeds),
+        "test": {"recall@20": STATS, "ndcg@20": STATS},
+        "valid": {"recall@20": STATS},
+        "group": group or f"runs/not-here/{dataset}/{model}",
+    }
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(fair, "PLOT", tmp_path / "fair.png")
+    return tmp_path / "fair.json"
+
+
+def test_rows_of_separate_invocations_add_up_to_one_table_in_the_default_order(results):
+    fair.merge_into(results, [_row("ml100k-kg", "sige", "aaa1111")])
+    fair.merge_into(results, [_row("ml100k", "sige", "bbb2222"), _row("ml100k", "lightgcn", "bbb2222")])
+    saved = json.loads(results.read_text())
+    assert [(r["dataset"], r["model"]) for r in saved["rows"]] == [
+        ("ml100k", "lightgcn"),
+        ("ml100k", "sige"),
+        ("ml100k-kg", "sige"),
+    ]
+    assert [r["commit"] for r in saved["rows"]] == ["bbb2222", "bbb2222", "aaa1111"]
+    text = fair.section_content(saved)
+    assert "commit aaa1111" in text and "commit bbb2222" in text
+
+
+def test_p_values_are_kept_where_the_run_folders_are_not_here(results):
+    results.write_text(
+        json.dumps(
+            {
+                "rows": [_row("ml100k", "sige", "aaa1111"), _row("ml100k", "lightgcn", "aaa1111")],
+                "p_values": [{"dataset": "ml100k", "model": "lightgcn", "metric": "recall@20", "p": 0.04}],
+            }
+        )
+    )
+    fair.merge_into(results, [_row("ml100k-kg", "sige", "bbb2222")])
+    assert json.loads(results.read_text())["p_values"] == [
+        {"dataset": "ml100k", "model": "lightgcn", "metric": "recall@20", "p": 0.04}
+    ]
+
+
+def test_a_row_given_more_seeds_later_names_what_the_earlier_invocation_measured(results):
+    fair.merge_into(results, [_row("ml100k", "sige", "aaa1111", group="runs/g")])
+    fair.merge_into(
+        results, [_row("ml100k", "sige", "bbb2222", seeds=(1, 2, 3, 4, 5), group="runs/g", measured="2026-12-02")]
+    )
+    (row,) = json.loads(results.read_text())["rows"]
+    assert row["commit"] == "bbb2222" and row["seeds"] == [1, 2, 3, 4, 5]
+    assert "seeds 1, 2, 3 were measured by `python benchmarks/fair.py --models sige` at commit aaa1111" in row["note"]
+    assert row["note"] in fair.section_content(json.loads(results.read_text()))
+
+
+def test_a_row_measured_again_unchanged_keeps_its_own_record(results):
+    fair.merge_into(results, [_row("ml100k", "sige", "aaa1111", group="runs/g")])
+    fair.merge_into(results, [_row("ml100k", "sige", "bbb2222", group="runs/g")])
+    (row,) = json.loads(results.read_text())["rows"]
+    assert row["commit"] == "aaa1111" and "note" not in row
+
+
+def test_files_from_before_rows_carried_records_give_each_row_the_files_record():
+    old = {
+        "command": "python benchmarks/fair.py",
+        "commit": "f634a29",
+        "measured": "2026-12-01",
+        "rows": [{"model": "x"}],
+    }
+    assert fair.rows_of(old) == [
+        {"command": "python benchmarks/fair.py", "commit": "f634a29", "measured": "2026-12-01", "model": "x"}
+    ]
