@@ -9,6 +9,8 @@ import pytest
 
 from sigerec.errors import SigerecError
 from sigerec.training import runner
+from sigerec.training.run_directory import RunDirectory
+from sigerec.training.run_report import expand_run_folders, group_runs
 from sigerec.training.seeds import AGGREGATE_FILE, parse_seeds
 
 
@@ -65,6 +67,21 @@ def test_more_seeds_later_train_only_the_seeds_the_group_lacks(two_seeds, tiny_d
     added = json.loads((group / "seed-3" / "summary.json").read_text())
     assert added["valid"] == alone["valid"] and added["test"] == alone["test"]
     assert json.loads((group / AGGREGATE_FILE).read_text()) == aggregate
+    assert len(group_runs(expand_run_folders([group]), ["recall@20"], "test")) == 1
+
+
+def test_seeds_added_to_a_group_saved_by_an_older_version_show_its_settings(two_seeds):
+    """A setting added since the group was saved is absent from its files; the new seed's file
+    must not gain it, or `compare` would see two experiments in one group."""
+    group, _ = two_seeds
+    for seed in (1, 2):
+        config = RunDirectory(group / f"seed-{seed}").read_config()
+        del config["training"]["valid_candidates"]  # as written before that setting existed
+        RunDirectory(group / f"seed-{seed}").write_config(config)
+    runner.extend_seeds(group, [3])
+    added = RunDirectory(group / "seed-3").read_config()
+    assert "valid_candidates" not in added["training"] and added["training"]["seed"] == 3
+    assert len(group_runs(expand_run_folders([group]), ["recall@20"], "test")) == 1
 
 
 def test_one_seed_has_no_std(tiny_dataset_dir, tmp_path):
