@@ -137,8 +137,8 @@ def merge_into(path: Path, new_rows: list[dict]) -> dict:
         }
         for dataset in {row["dataset"] for row in rows}:
             own = [row for row in rows if row["dataset"] == dataset]
-            if not all((common.REPO / row["group"]).is_dir() for row in own):
-                continue  # keep the p-values computed where all of its run folders were
+            if not all((common.REPO / row["group"] / "aggregate.json").is_file() for row in own):
+                continue  # keep the p-values computed where all of its seed groups were here and finished
             p_values = {k: p for k, p in p_values.items() if k[0] != dataset}
             for metric in ("recall@20", "ndcg@20"):
                 for (d, model), p in p_values_against(own, FOCUS, metric).items():
