@@ -122,6 +122,12 @@ def rows_of(results: dict) -> list[dict]:
     return [{**shared, **row} for row in results.get("rows", [])]
 
 
+def p_value_map(results: dict) -> dict[tuple[str, str, str], float]:
+    """The p-values of a results file by (dataset, model, metric); files from before NDCG@20 was
+    tested hold Recall@20's only, without a metric."""
+    return {(p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in results.get("p_values", [])}
+
+
 def merge_into(path: Path, new_rows: list[dict]) -> dict:
     """Merge ``new_rows`` into the results file under its lock, so that several invocations (one
     per model, say, running at once) add up to one table; p-values are recomputed per dataset
@@ -132,9 +138,7 @@ def merge_into(path: Path, new_rows: list[dict]) -> dict:
         old_by_key = {key(row): row for row in old_rows}
         rows = common.merge_rows(old_rows, [with_history(row, old_by_key.get(key(row))) for row in new_rows], key)
         rows.sort(key=table_order)
-        p_values = {
-            (p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in earlier.get("p_values", [])
-        }
+        p_values = p_value_map(earlier)
         for dataset in {row["dataset"] for row in rows}:
             own = [row for row in rows if row["dataset"] == dataset]
             if not all((common.REPO / row["group"] / "aggregate.json").is_file() for row in own):
@@ -177,7 +181,7 @@ def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[st
 
 def section_content(results: dict) -> str:
     rows = rows_of(results)
-    p_values = {(p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in results["p_values"]}
+    p_values = p_value_map(results)
 
     def p_cell(row: dict, metric: str) -> str:
         if row["model"] == FOCUS:

@@ -183,14 +183,14 @@ def extend_seeds(
         raise SigerecError(f"{group}: not a group folder (no seed-<n>/config.yaml); give a folder made by --seeds.")
     first = RunDirectory.existing(group / seed_folder(have[0]))
     load_run_config(first)  # refuse settings this version cannot train before changing the group
+    # The group's own saved settings, given to each new seed as saved (not as this version would
+    # write them), so that every run of the group shows the same settings to `compare`.
+    saved = first.read_config()
     # The stale aggregate goes first: a group without one is always finished by resume_seeds.
     (group / AGGREGATE_FILE).unlink(missing_ok=True)
     for seed in sorted(set(seeds) - set(have)):
         folder = group / seed_folder(seed)
         folder.mkdir(exist_ok=True)  # left empty by an interrupted call: it has no config yet
-        # The group's own saved settings with another seed, written as saved (not as this version
-        # would write them), so that every run of the group shows the same settings to `compare`.
-        saved = first.read_config()
         RunDirectory(folder).write_config({**saved, "training": {**saved["training"], "seed": seed}})
     return resume_seeds(group, progress_factory, warn)
 
