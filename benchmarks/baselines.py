@@ -28,6 +28,7 @@ from common import (
     REPO,
     RESULTS,
     add_output_options,
+    default_order,
     device_label,
     load_results,
     provenance,
@@ -102,15 +103,12 @@ def main() -> None:
 
 def ordered(rows: list[dict]) -> list[dict]:
     """Rows by dataset, then model, in the order of :data:`DATASETS` and :data:`MODELS`."""
-    order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in DATASETS.split(",") for m in MODELS.split(","))}
-    return sorted(rows, key=lambda s: order.get((s["dataset"], s["model"]), len(order)))
+    return sorted(rows, key=lambda s: (default_order(s["dataset"], DATASETS), default_order(s["model"], MODELS)))
 
 
 def describe_runs(rows: list[dict]) -> str:
-    models = [m for m in MODELS.split(",") if any(r["model"] == m for r in rows)]
-    models += sorted({r["model"] for r in rows} - set(models))
-    datasets = [d for d in DATASETS.split(",") if any(r["dataset"] == d for r in rows)]
-    datasets += sorted({r["dataset"] for r in rows} - set(datasets))
+    models = sorted({r["model"] for r in rows}, key=lambda name: default_order(name, MODELS))
+    datasets = sorted({r["dataset"] for r in rows}, key=lambda name: default_order(name, DATASETS))
     return f"{len(rows)} run{'s' * (len(rows) != 1)}: {', '.join(models)} on {', '.join(datasets)}"
 
 

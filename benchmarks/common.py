@@ -192,6 +192,13 @@ def provenance_list(rows: list[dict], describe: Callable[[list[dict]], str] | No
     return "\n\n".join(["\n".join(lines), *_notes(rows)])
 
 
+def default_order(name: str, wanted: str) -> tuple[int, str]:
+    """Sort key: the place of ``name`` in the comma list ``wanted``; names not in it come after,
+    by name. Every table lists its datasets and models in the order of its script's defaults."""
+    order = wanted.split(",")
+    return (order.index(name) if name in order else len(order), name)
+
+
 def markdown_table(columns: list[str], rows: list[list]) -> str:
     """A Markdown table from a header and rows of already formatted cells."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

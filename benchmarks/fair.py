@@ -89,12 +89,7 @@ def key(row: dict) -> tuple[str, str]:
 
 def table_order(row: dict) -> tuple:
     """Datasets and models in the order of the defaults (others after them, by name)."""
-    datasets, models = DATASETS.split(","), MODELS.split(",")
-
-    def place(name: str, order: list[str]) -> tuple[int, str]:
-        return (order.index(name) if name in order else len(order), name)
-
-    return place(row["dataset"], datasets), place(row["model"], models)
+    return common.default_order(row["dataset"], DATASETS), common.default_order(row["model"], MODELS)
 
 
 def with_history(row: dict, earlier: dict | None) -> dict:

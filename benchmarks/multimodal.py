@@ -36,6 +36,7 @@ from common import (
     REPO,
     RESULTS,
     add_output_options,
+    default_order,
     describe_features,
     device_label,
     feature_sources,
@@ -100,8 +101,7 @@ def merge_results(earlier: list[dict], new: list[dict]) -> list[dict]:
 
 def _order(names: list[str], wanted: str) -> list[str]:
     """``names`` in the order of the comma list ``wanted``, the others after them."""
-    ranks = {name: rank for rank, name in enumerate(wanted.split(","))}
-    return sorted(names, key=lambda name: (ranks.get(name, len(ranks)), name))
+    return sorted(names, key=lambda name: default_order(name, wanted))
 
 
 def settings_label(overrides: dict) -> str:
