@@ -91,6 +91,23 @@ def test_other_settings_make_another_group(tmp_path):
     assert [row["settings"] for row in comparison_rows(comparison)] == ["reg_weight=0.0001", "reg_weight=0.001"]
 
 
+def test_a_setting_missing_from_an_older_run_counts_at_its_default(tmp_path):
+    """A run saved before ``reg_weight`` existed trained at its default: it joins the runs that
+    state that default, and not those that changed it."""
+    older = make_run(tmp_path / "older", "bpr", 1, WEAK)
+    config = yaml.safe_load((older / "config.yaml").read_text())
+    del config["model_params"]["reg_weight"]
+    (older / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = [
+        older,
+        make_run(tmp_path / "newer", "bpr", 2, MIDDLE),
+        make_run(tmp_path / "c", "bpr", 3, WEAK, reg_weight=1e-3),
+    ]
+    comparison = compare_groups(runs, ["recall@20"])
+    assert [len(group.runs) for group in comparison.groups] == [2, 1]
+    assert [row["settings"] for row in comparison_rows(comparison)] == ["reg_weight=0.0001", "reg_weight=0.001"]
+
+
 def test_each_group_is_tested_against_the_best_over_users_averaged_over_seeds_holm_corrected(three_groups):
     comparison = compare_groups(three_groups, ["recall@20"])
     expected_weak, expected_middle = holm([paired_wilcoxon(STRONG, WEAK), paired_wilcoxon(STRONG, MIDDLE)])

@@ -107,10 +107,27 @@ class RunGroup:
 
 
 def run_settings(run: RunDirectory) -> dict[str, Any]:
-    """What makes two runs the same experiment: every saved setting except the seed."""
+    """What makes two runs the same experiment: every setting except the seed. A setting the
+    run's version did not have yet counts at this version's default (what the run trained with),
+    so runs saved before and after an upgrade still compare as one experiment."""
     config = run.read_config()
-    training = {k: v for k, v in config.get("training", {}).items() if k != "seed"}
-    return {**config.get("model_params", {}), **training}
+    defaults = _default_settings(config.get("model"))
+    training = {**defaults.get("training", {}), **config.get("training", {})}
+    training.pop("seed", None)
+    return {**defaults.get("model_params", {}), **config.get("model_params", {}), **training}
+
+
+def _default_settings(model: str | None) -> dict[str, Any]:
+    """This version's defaults for ``model`` in the saved shape; empty for a model it lacks."""
+    from sigerec.config import resolve_run_config
+    from sigerec.models import get_model_class
+
+    try:
+        model_class = get_model_class(str(model))
+        layers = [("defaults", dict(model_class.training_defaults))]
+        return resolve_run_config(model_class.name, "", model_class.config_class, layers).to_dict()
+    except SigerecError:
+        return {}
 
 
 def group_runs(run_paths: Sequence[str | Path], metrics: Sequence[str], split: str) -> list[RunGroup]:
