@@ -76,7 +76,9 @@ def test_export_of_a_warm_neighbours_model_records_what_new_items_need(tmp_path)
     the features and the encoder, and a copy of a cold item of the split, added as a new item,
     gets the vector the model gave that cold item (serving and evaluation apply one rule)."""
     ratings = tmp_path / "ratings.csv"
-    ratings.write_text("user,movie\n" + "".join(f"u{u},m{i}\n" for u in range(12) for i in range(10)))
+    # Each user misses two items: a user with every training item has no negative to train on.
+    pairs = [(u, i) for u in range(12) for i in range(10) if (u + i) % 5]
+    ratings.write_text("user,movie\n" + "".join(f"u{u},m{i}\n" for u, i in pairs))
     data = tmp_path / "genres"
     split = ["--split", "cold-items", "--cold-fraction", "0.2", "--seed", "1"]
     imported = invoke("data", "import", ratings, "--user-col", "user", "--item-col", "movie", *split, "--out", data)

@@ -43,6 +43,6 @@ def test_number_of_batches_rounds_up():
 def test_user_with_every_candidate_item_is_skipped_not_looped_forever():
     train = sp.csr_matrix(np.array([[1, 1], [1, 0]], dtype=np.float32))
     sampler = TripletSampler(train, batch_size=4)
-    assert sampler.skipped_users == 1
+    assert (sampler.skipped_users, sampler.skipped_pairs) == (1, 2)
     batches = list(sampler.epoch(0, 0))
     assert [b.tolist() for b in batches[0]] == [[1], [0], [1]]

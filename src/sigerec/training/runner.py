@@ -83,7 +83,34 @@ def prepare(config: RunConfig, warn=None) -> Trainer:
     Bad data, missing features or settings a model rejects fail here, so a refused run leaves
     no run folder and opens no progress bar.
     """
-    return Trainer(config, load_run_dataset(config, warn=warn), run=None)
+    trainer = Trainer(config, load_run_dataset(config, warn=warn), run=None)
+    check_training_pairs(trainer, warn)
+    return trainer
+
+
+def check_training_pairs(trainer: Trainer, warn=None) -> None:
+    """Refuse data on which no training step can happen, and say which users training leaves out.
+
+    A user who has every item that occurs in training has no negative to pair with, so BPR-style
+    training skips their pairs; with only such users it would train nothing and report it as done.
+    """
+    sampler = trainer.sampler
+    if not sampler.skipped_users or not trainer.model.trainable:
+        return
+    name, users = trainer.dataset.name, sampler.skipped_users
+    every_item = f"interacted in training with every item that occurs in training ({len(sampler.candidate_items)})"
+    if len(sampler) == 0:
+        raise SigerecError(
+            f"dataset '{name}': nothing to train on: each of its {users} users with training "
+            f"interactions {every_item}, so no negative item can be drawn for BPR-style training. "
+            "Add interactions with more items, or users who have not seen every item."
+        )
+    if warn is not None:
+        warn(
+            f"dataset '{name}': {users} user(s) {every_item}; no negative item can be drawn for "
+            f"them, so training leaves out their {sampler.skipped_pairs} pairs (valid and test "
+            "still rank their held-out items)."
+        )
 
 
 def train(

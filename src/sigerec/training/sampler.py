@@ -35,8 +35,10 @@ class TripletSampler:
         # (counted, so callers can report them) rather than loop forever.
         full_users = np.flatnonzero(np.diff(train.indptr) >= len(self.candidate_items))
         self.skipped_users = len(full_users)
+        self.skipped_pairs = 0
         if self.skipped_users:
             keep = ~np.isin(self.users, full_users)
+            self.skipped_pairs = int((~keep).sum())
             self.users, self.items = self.users[keep], self.items[keep]
         # Sorted (user * n_items + item) keys make "does u have i" a binary search.
         self.train_keys = self.users * self.n_items + self.items
