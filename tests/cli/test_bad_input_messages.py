@@ -103,6 +103,13 @@ def test_tune_refuses_a_search_space_with_an_infinite_bound_with_one_line(tmp_pa
     assert_one_line_error(runner.invoke(app, args), str(space), "finite numbers")
 
 
+def test_tune_refuses_a_model_the_data_cannot_train_with_one_line(tmp_path):
+    """Refused in the first trial: Optuna's report of the failed trial (a traceback) is dropped."""
+    folder = write_folder(tmp_path, {"shop.inter": GOOD_INTER})
+    args = ["tune", "--data", str(folder), "--model", "sige", "--trials", "1", "--out", str(tmp_path / "t")]
+    assert_one_line_error(runner.invoke(app, args), "SIGE needs item content features")
+
+
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [

@@ -335,15 +335,16 @@ def run_study(settings: TuneSettings, announce: Callable[[str], None] = print) -
 
 
 class _DropInterruptions(logging.Filter):
-    """Drops Optuna's log of a trial stopped by Ctrl-C or a write error (a traceback and a line):
-    the command line reports those in one message, and the next run reruns the trial."""
+    """Drops Optuna's log of a trial stopped by Ctrl-C, a write error or refused data or settings
+    (a traceback and a line): the command line reports those in one message, and the next run
+    reruns the trial."""
 
     def __init__(self) -> None:
         super().__init__()
         self.dropped = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, OSError)):
+        if record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, OSError, SigerecError)):
             self.dropped = True
             return False
         return not (self.dropped and "failed with value" in record.getMessage())
