@@ -220,7 +220,7 @@ def section_content(results: dict) -> str:
         f"model's defaults as the first trial, percentile pruning: bottom quarter after 3 finished trials, from the 20th "
         f"evaluation), selection on valid Recall@20; the selected settings over the seeds listed (mean ± sample std). "
         f"p: two-sided paired Wilcoxon over test users of each metric (each user's value averaged over seeds), "
-        f"Holm-corrected per dataset, once every row of the dataset is finished (n/a until then)."
+        f"Holm-corrected per dataset over the rows there so far (n/a while the dataset has no {FOCUS} row)."
     )
     plot = f"\n\n![Fair benchmark](img/{PLOT.name})" if results.get("plot") else ""
     return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list(rows, describe_rows), table]) + plot
