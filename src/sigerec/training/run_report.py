@@ -8,6 +8,7 @@ each group against the best one on the same dataset.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import Sequence
@@ -117,8 +118,10 @@ def run_settings(run: RunDirectory) -> dict[str, Any]:
     return {**defaults.get("model_params", {}), **config.get("model_params", {}), **training}
 
 
+@functools.cache
 def _default_settings(model: str | None) -> dict[str, Any]:
-    """This version's defaults for ``model`` in the saved shape; empty for a model it lacks."""
+    """This version's defaults for ``model`` in the saved shape; empty for a model it lacks.
+    Resolved once per model, not once per run folder (read only: callers copy from it)."""
     from sigerec.config import resolve_run_config
     from sigerec.models import get_model_class
 
