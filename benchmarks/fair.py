@@ -11,6 +11,9 @@ panel per dataset, with error bars. Work already done under --out (a finished st
 seed group) is reused, so an interrupted benchmark continues where it stopped, and a group with
 fewer of the seeds trains only those it lacks. Each invocation merges its rows into the results
 file under a lock, so several (one per model, each with OMP_NUM_THREADS=1, say) can run at once.
+
+A second table under another budget keeps its own files: --results, --out, --section and --plot,
+e.g. the budget check (16 trials) of benchmarks/results/fair_budget.json.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 import common
 
 SECTION = "fair"
+BUDGET_SECTION = "fair-budget"  # the same benchmark under a larger budget (fair_budget.json)
 DATASETS = "ml100k,ml100k-kg,baby-official"
 MODELS = "lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
 FOCUS = "sige"  # the model every other one is tested against
@@ -123,10 +127,11 @@ def p_value_map(results: dict) -> dict[tuple[str, str, str], float]:
     return {(p["dataset"], p["model"], p.get("metric", "recall@20")): p["p"] for p in results.get("p_values", [])}
 
 
-def merge_into(path: Path, new_rows: list[dict]) -> dict:
+def merge_into(path: Path, new_rows: list[dict], plot_path: Path | None = None) -> dict:
     """Merge ``new_rows`` into the results file under its lock, so that several invocations (one
     per model, say, running at once) add up to one table; p-values are recomputed per dataset
-    over every row whose run folders are here."""
+    over every row whose run folders are here. The plot goes to ``plot_path`` (default PLOT)."""
+    plot_path = plot_path or PLOT
     with common.results_lock(path):
         earlier = json.loads(path.read_text()) if path.exists() else {}
         old_rows = rows_of(earlier)
@@ -145,7 +150,7 @@ def merge_into(path: Path, new_rows: list[dict]) -> dict:
         results = {
             "rows": rows,
             "p_values": [{"dataset": d, "model": m, "metric": k, "p": p} for (d, m, k), p in sorted(p_values.items())],
-            "plot": plot(rows, PLOT),
+            "plot": plot_path.name if plot(rows, plot_path) else False,
         }
         common.replace_results(path, results)
     return results
@@ -222,7 +227,9 @@ def section_content(results: dict) -> str:
         f"p: two-sided paired Wilcoxon over test users of each metric (each user's value averaged over seeds), "
         f"Holm-corrected per dataset over the rows there so far (n/a while the dataset has no {FOCUS} row)."
     )
-    plot = f"\n\n![Fair benchmark](img/{PLOT.name})" if results.get("plot") else ""
+    plot_name = results.get("plot")
+    plot_name = PLOT.name if plot_name is True else plot_name  # files from before the name was kept
+    plot = f"\n\n![Fair benchmark](img/{plot_name})" if plot_name else ""
     return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list(rows, describe_rows), table]) + plot
 
 
@@ -269,6 +276,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4, help="Trials per model (the same for every model).")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
     common.add_output_options(parser, common.RESULTS / "fair.json", runs=common.REPO / "runs" / "fair")
+    parser.add_argument("--section", default=SECTION, help="The marked section of --doc that shows --results.")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="The plot's file (its name is linked from --doc).")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if not args.from_results:
@@ -278,8 +287,8 @@ def main() -> None:
             sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
         for dataset in datasets:
             for model in filter(None, args.models.split(",")):
-                merge_into(args.results, [measure(dataset, model, args)])  # each row lands once measured
-    common.write_section(args.doc, SECTION, section_content(json.loads(args.results.read_text())))
+                merge_into(args.results, [measure(dataset, model, args)], args.plot)  # each row lands once measured
+    common.write_section(args.doc, args.section, section_content(json.loads(args.results.read_text())))
     print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
 
 

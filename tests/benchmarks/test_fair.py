@@ -97,3 +97,18 @@ def test_files_from_before_rows_carried_records_give_each_row_the_files_record()
     assert fair.rows_of(old) == [
         {"command": "python benchmarks/fair.py", "commit": "f634a29", "measured": "2026-12-01", "model": "x"}
     ]
+
+
+def test_a_second_table_keeps_its_own_plot_and_links_it(results, tmp_path):
+    pytest.importorskip("matplotlib")
+    budget_plot = tmp_path / "fair-budget.png"
+    fair.merge_into(results, [_row("ml100k", "sige", "aaa1111")], budget_plot)
+    saved = json.loads(results.read_text())
+    assert budget_plot.is_file() and not (tmp_path / "fair.png").exists()
+    assert saved["plot"] == "fair-budget.png"
+    assert "![Fair benchmark](img/fair-budget.png)" in fair.section_content(saved)
+
+
+def test_results_from_before_the_plot_name_was_kept_link_the_default_plot():
+    saved = {"rows": [], "p_values": [], "plot": True}
+    assert fair.section_content(saved).endswith("![Fair benchmark](img/fair.png)")
