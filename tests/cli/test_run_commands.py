@@ -237,6 +237,15 @@ def test_users_with_every_item_are_named_as_left_out_of_training(tmp_path):
     assert "training leaves out their 4 pairs" in text
 
 
+def test_tune_names_the_users_left_out_of_training_once_per_search(tmp_path):
+    data = _write_split(tmp_path / "tiny", {0: range(4), 1: range(2), 2: range(1, 3)})
+    search = ["--model", "lightgcn", "--trials", "2", "--set", "epochs=1", "--out", tmp_path / "t"]
+    result = invoke("tune", "--data", data, *search)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert text.count("training leaves out their 4 pairs") == 1
+
+
 def test_an_out_of_range_setting_is_refused_with_the_range(baby_subset_dir, tmp_path):
     result = invoke(
         "train", "--data", baby_subset_dir, "--model", "sige", "--set", "infusion_alpha=2", "--out", tmp_path

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sigerec.cli.errors import report_errors
+from sigerec.cli.errors import report_errors, warn
 from sigerec.config import parse_set_options
 from sigerec.errors import SigerecError
 
@@ -118,7 +118,7 @@ def tune_command(
             raise SigerecError("with --backend ray, give --device cuda and --gpus-per-trial together.")
         finished = run_ray_study(settings, address, cpus, gpus, storage_path, announce=announce)
     else:
-        finished = run_study(settings, announce=announce)
+        finished = run_study(settings, announce=announce, warn=warn)
     metric = settings.metric
     typer.echo(format_table(trial_rows(finished, metric), "text"), nl=False)
     best = best_trial(finished)

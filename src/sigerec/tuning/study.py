@@ -152,9 +152,16 @@ def requeue_interrupted(study: optuna.Study) -> int:
     return len(queued)
 
 
-def make_objective(settings: TuneSettings, announce: Callable[[str], None] = print) -> Callable[[optuna.Trial], float]:
-    """The function Optuna calls per trial: train one run and return its best valid metric."""
+def make_objective(
+    settings: TuneSettings, announce: Callable[[str], None] = print, warn: Callable[[str], None] | None = None
+) -> Callable[[optuna.Trial], float]:
+    """The function Optuna calls per trial: train one run and return its best valid metric.
+
+    ``warn`` gets the data's warnings (rows dropped, pairs training leaves out) once per
+    search, not once per trial: every trial reads the same data.
+    """
     runs_root = settings.out / RUNS_FOLDER
+    warn = once(warn) if warn is not None else None
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, settings.space)
@@ -169,7 +176,7 @@ def make_objective(settings: TuneSettings, announce: Callable[[str], None] = pri
                     trial.report(value, step)
                 raise optuna.TrialPruned()
             return twin.value
-        trainer, run_path = trainer_for(settings, params, trial.user_attrs.get(RESUME_FROM))
+        trainer, run_path = trainer_for(settings, params, trial.user_attrs.get(RESUME_FROM), warn)
         if run_path is not None:
             trial.set_user_attr(RUN_DIR, str(run_path))
 
@@ -219,17 +226,34 @@ def resumable_run(resume_from: str | None) -> Path | None:
     return None
 
 
-def trainer_for(settings: TuneSettings, params: dict[str, Any], resume_from: str | None = None):
+def trainer_for(
+    settings: TuneSettings,
+    params: dict[str, Any],
+    resume_from: str | None = None,
+    warn: Callable[[str], None] | None = None,
+):
     """``(trainer, run folder to resume or None)`` of a trial with ``params``: a new run, or the
     interrupted run in ``resume_from`` (a requeued trial's), continued from its checkpoint."""
     run_path = resumable_run(resume_from)
     if run_path is not None:
-        return runner.prepare(runner.load_run_config(RunDirectory(run_path), settings.device)), run_path
+        return runner.prepare(runner.load_run_config(RunDirectory(run_path), settings.device), warn=warn), run_path
     flags = {"seed": settings.seed, "device": settings.device}
     config = runner.resolve_config(
         settings.model, settings.data, overrides={**settings.overrides, **params}, flags=flags
     )
-    return runner.prepare(config), None
+    return runner.prepare(config, warn=warn), None
+
+
+def once(callback: Callable[[str], None]) -> Callable[[str], None]:
+    """``callback``, called at most once per distinct message."""
+    seen: set[str] = set()
+
+    def call(message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            callback(message)
+
+    return call
 
 
 TRIAL_ATTRIBUTES = ("test", "best_epoch", "epochs")
@@ -319,13 +343,16 @@ def continue_study(
     return study, settings.trials - done
 
 
-def run_study(settings: TuneSettings, announce: Callable[[str], None] = print) -> optuna.Study:
-    """Run (or continue) the search until ``settings.trials`` trials finished or the timeout."""
+def run_study(
+    settings: TuneSettings, announce: Callable[[str], None] = print, warn: Callable[[str], None] | None = None
+) -> optuna.Study:
+    """Run (or continue) the search until ``settings.trials`` trials finished or the timeout;
+    ``warn`` gets the data's warnings once."""
     study, remaining = continue_study(settings, announce)
     if remaining > 0:
         with _quiet_interruptions():
             study.optimize(
-                make_objective(settings, announce),
+                make_objective(settings, announce, warn),
                 n_trials=remaining,
                 timeout=settings.timeout,
                 callbacks=[progress_callback(settings, announce)],
