@@ -12,8 +12,9 @@ seed group) is reused, so an interrupted benchmark continues where it stopped, a
 fewer of the seeds trains only those it lacks. Each invocation merges its rows into the results
 file under a lock, so several (one per model, each with OMP_NUM_THREADS=1, say) can run at once.
 
-A second table under another budget keeps its own files: --results, --out, --section and --plot,
-e.g. the budget check (16 trials) of benchmarks/results/fair_budget.json.
+--table budget keeps a second table with its own results file, run folders, docs section and
+plot (benchmarks/results/fair_budget.json, runs/fair-budget, "fair-budget", docs/img/fair-budget.png):
+the budget check, the same benchmark with more trials for some models.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import common
@@ -33,6 +35,27 @@ DATASETS = "ml100k,ml100k-kg,baby-official"
 MODELS = "lightgcn,vbpr,freedom,mgcn,lgmrec,bm3,alpharec,sige"
 FOCUS = "sige"  # the model every other one is tested against
 PLOT = common.REPO / "docs" / "img" / "fair.png"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where one table of this benchmark keeps its results, run folders, docs section and plot."""
+
+    results: Path
+    runs: Path
+    section: str
+    plot: Path
+
+
+TABLES = {
+    "fair": Table(common.RESULTS / "fair.json", common.REPO / "runs" / "fair", SECTION, PLOT),
+    "budget": Table(
+        common.RESULTS / "fair_budget.json",
+        common.REPO / "runs" / "fair-budget",
+        BUDGET_SECTION,
+        PLOT.with_name("fair-budget.png"),
+    ),
+}
 
 
 def search(data: Path, model: str, trials: int, out: Path) -> float:
@@ -275,11 +298,19 @@ def main() -> None:
     parser.add_argument("--models", default=MODELS)
     parser.add_argument("--trials", type=int, default=4, help="Trials per model (the same for every model).")
     parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
-    common.add_output_options(parser, common.RESULTS / "fair.json", runs=common.REPO / "runs" / "fair")
-    parser.add_argument("--section", default=SECTION, help="The marked section of --doc that shows --results.")
-    parser.add_argument("--plot", type=Path, default=PLOT, help="The plot's file (its name is linked from --doc).")
+    parser.add_argument(
+        "--table",
+        choices=sorted(TABLES),
+        default="fair",
+        help="Which table: its results file, run folders, docs section and plot (fair: the fair benchmark; "
+        "budget: the budget check).",
+    )
+    common.add_output_options(parser, None, results_help="Default: the --table's results file.")
+    parser.add_argument("--out", type=Path, help="Run folders go here (default: the --table's).")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    table = TABLES[args.table]
+    args.results, args.out = args.results or table.results, args.out or table.runs
     if not args.from_results:
         datasets = [d for d in args.datasets.split(",") if d]
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]
@@ -287,9 +318,9 @@ def main() -> None:
             sys.exit(f"{', '.join(missing)}: not in {args.data_root}; run benchmarks/prepare_data.py first.")
         for dataset in datasets:
             for model in filter(None, args.models.split(",")):
-                merge_into(args.results, [measure(dataset, model, args)], args.plot)  # each row lands once measured
-    common.write_section(args.doc, args.section, section_content(json.loads(args.results.read_text())))
-    print(f"wrote {args.results} and the '{SECTION}' section of {args.doc}")
+                merge_into(args.results, [measure(dataset, model, args)], table.plot)  # each row lands once measured
+    common.write_section(args.doc, table.section, section_content(json.loads(args.results.read_text())))
+    print(f"wrote {args.results} and the '{table.section}' section of {args.doc}")
 
 
 if __name__ == "__main__":

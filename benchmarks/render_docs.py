@@ -80,8 +80,10 @@ def sections(results: Path = RESULTS, doc: Path = DOC, plot: Path = PLOT) -> dic
     } | {
         name: render
         for name, file, render in (
-            (fair.SECTION, "fair.json", lambda: fair.section_content(read("fair.json"))),
-            (fair.BUDGET_SECTION, "fair_budget.json", lambda: fair.section_content(read("fair_budget.json"))),
+            *(
+                (table.section, table.results.name, lambda name=table.results.name: fair.section_content(read(name)))
+                for table in fair.TABLES.values()
+            ),
             (
                 recbole_speed.SECTION,
                 "recbole_speed.json",

@@ -112,3 +112,12 @@ def test_a_second_table_keeps_its_own_plot_and_links_it(results, tmp_path):
 def test_results_from_before_the_plot_name_was_kept_link_the_default_plot():
     saved = {"rows": [], "p_values": [], "plot": True}
     assert fair.section_content(saved).endswith("![Fair benchmark](img/fair.png)")
+
+
+def test_the_budget_table_keeps_its_own_files_and_its_recorded_command_says_which_table():
+    import common
+
+    first, budget = fair.TABLES["fair"], fair.TABLES["budget"]
+    assert all(getattr(first, field) != getattr(budget, field) for field in ("results", "runs", "section", "plot"))
+    command = common.script_command(["benchmarks/fair.py", "--table", "budget", "--out", "/tmp/private"])
+    assert command == "python benchmarks/fair.py --table budget"
