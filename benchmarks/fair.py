@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +59,38 @@ TABLES = {
 }
 
 
-def search(data: Path, model: str, trials: int, out: Path) -> float:
-    """Run (or continue) the model's study; the seconds this invocation spent searching."""
-    started = time.perf_counter()
-    common.run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
-    return time.perf_counter() - started
+TIMING_FILE = "search_seconds.json"
+TIMING_INTERVAL = 30.0  # seconds between saves of the running total while a search runs
+
+
+def searched_seconds(out: Path) -> float:
+    """The seconds the searches of ``out`` took so far, over every invocation."""
+    timing_file = out / TIMING_FILE
+    return json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
+
+
+def search(data: Path, model: str, trials: int, out: Path) -> None:
+    """Run (or continue) the model's study, adding its time to the total in ``out``.
+
+    The total is saved every TIMING_INTERVAL seconds while the search runs, so an invocation
+    that is killed (the search continues next time) loses at most that much of its time.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    before, started, done = searched_seconds(out), time.perf_counter(), threading.Event()
+
+    def save() -> None:
+        (out / TIMING_FILE).write_text(json.dumps({"seconds": before + time.perf_counter() - started}))
+
+    def keep_saving() -> None:
+        while not done.wait(TIMING_INTERVAL):
+            save()
+
+    threading.Thread(target=keep_saving, daemon=True).start()
+    try:
+        common.run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
+    finally:
+        done.set()
+        save()
 
 
 def trial_states(out: Path) -> list[str]:
@@ -87,12 +115,8 @@ def measure(dataset: str, model: str, args) -> dict:
     """One row: the search (timed, accumulated over invocations; a finished study is not
     started again) and the seed group's aggregate."""
     out = args.out / dataset / model
-    timing_file = out / "search_seconds.json"
-    spent = json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
     if len(trial_states(out)) < args.trials:
-        spent += search(args.data_root / dataset, model, args.trials, out)
-        out.mkdir(parents=True, exist_ok=True)
-        timing_file.write_text(json.dumps({"seconds": spent}))
+        search(args.data_root / dataset, model, args.trials, out)
     group = final_seeds(out, args.data_root / dataset, model, args.seeds)
     aggregate = json.loads((group / "aggregate.json").read_text())
     states = trial_states(out)
@@ -102,7 +126,7 @@ def measure(dataset: str, model: str, args) -> dict:
         "model": model,
         "trials": len(states),
         "pruned": states.count("pruned"),
-        "search_hours": spent / 3600,
+        "search_hours": searched_seconds(out) / 3600,
         "seeds": aggregate["seeds"],
         "test": aggregate["test"],
         "valid": aggregate["valid"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,26 @@ def test_the_budget_table_keeps_its_own_files_and_its_recorded_command_says_whic
     assert all(getattr(first, field) != getattr(budget, field) for field in ("results", "runs", "section", "plot"))
     command = common.script_command(["benchmarks/fair.py", "--table", "budget", "--out", "/tmp/private"])
     assert command == "python benchmarks/fair.py --table budget"
+
+
+def test_search_time_is_saved_while_it_runs_and_kept_when_the_search_is_killed(tmp_path, monkeypatch):
+    """A killed invocation's search time still counts: the total is saved as the search runs."""
+    import common
+
+    out = tmp_path / "study"
+    seen_during_the_search = []
+
+    def interrupted_tune(*args):
+        time.sleep(0.3)
+        seen_during_the_search.append(fair.searched_seconds(out))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fair, "TIMING_INTERVAL", 0.05)
+    monkeypatch.setattr(common, "run_sigerec", interrupted_tune)
+    with pytest.raises(KeyboardInterrupt):
+        fair.search(tmp_path, "lightgcn", 4, out)
+    first = fair.searched_seconds(out)
+    assert 0 < seen_during_the_search[0] <= first and first >= 0.3
+    monkeypatch.setattr(common, "run_sigerec", lambda *args: time.sleep(0.1))
+    fair.search(tmp_path, "lightgcn", 4, out)  # the next invocation adds its own time
+    assert fair.searched_seconds(out) >= first + 0.1
