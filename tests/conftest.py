@@ -27,6 +27,14 @@ def write_inter(folder: Path, rows: list[tuple], name: str = "tiny", header: str
     return path
 
 
+def write_split_of_training_items(folder: Path, train_items: dict[int, range]) -> Path:
+    """A dataset folder whose users have the given training items, each with one valid and one
+    test item (100 and 101) that no user trains on; returns the folder."""
+    rows = [(u, i, 0) for u, items in train_items.items() for i in items]
+    write_inter(folder, rows + [(u, 100, 1) for u in train_items] + [(u, 101, 2) for u in train_items])
+    return folder
+
+
 @pytest.fixture
 def tiny_dataset_dir(tmp_path: Path) -> Path:
     """4 users x 6 items with every user in train, valid and test."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_inter
+from conftest import write_split_of_training_items
 from sigerec.cli.main import app
 
 runner = CliRunner()
@@ -212,24 +212,16 @@ def test_a_model_that_needs_features_is_refused_before_any_run_folder_or_progres
     assert not (tmp_path / "runs").exists() and "epoch" not in result.output
 
 
-def _write_split(folder: Path, train_items: dict[int, range]) -> Path:
-    """Users with the given training items, each with one valid and one test item no user trains on."""
-    rows = [(u, i, 0) for u, items in train_items.items() for i in items]
-    rows += [(u, 100, 1) for u in train_items] + [(u, 101, 2) for u in train_items]
-    write_inter(folder, rows)
-    return folder
-
-
 def test_data_on_which_every_user_has_every_item_is_refused_not_trained_on_silently(tmp_path):
     """No negative item exists, so BPR-style training has no step to take: say so, train nothing."""
-    data = _write_split(tmp_path / "tiny", {u: range(4) for u in range(6)})
+    data = write_split_of_training_items(tmp_path / "tiny", {u: range(4) for u in range(6)})
     result = invoke("train", "--data", data, "--model", "bpr", "--epochs", "1", "--out", tmp_path / "runs")
     assert_usage_error(result, "nothing to train on", "with every item that occurs in training (4)")
     assert not (tmp_path / "runs").exists()
 
 
 def test_users_with_every_item_are_named_as_left_out_of_training(tmp_path):
-    data = _write_split(tmp_path / "tiny", {0: range(4), 1: range(2), 2: range(1, 3)})
+    data = write_split_of_training_items(tmp_path / "tiny", {0: range(4), 1: range(2), 2: range(1, 3)})
     result = invoke("train", "--data", data, "--model", "bpr", "--epochs", "1", "--out", tmp_path / "runs")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -238,7 +230,7 @@ def test_users_with_every_item_are_named_as_left_out_of_training(tmp_path):
 
 
 def test_tune_names_the_users_left_out_of_training_once_per_search(tmp_path):
-    data = _write_split(tmp_path / "tiny", {0: range(4), 1: range(2), 2: range(1, 3)})
+    data = write_split_of_training_items(tmp_path / "tiny", {0: range(4), 1: range(2), 2: range(1, 3)})
     search = ["--model", "lightgcn", "--trials", "2", "--set", "epochs=1", "--out", tmp_path / "t"]
     result = invoke("tune", "--data", data, *search)
     assert result.exit_code == 0, result.output

@@ -15,8 +15,10 @@ ray = pytest.importorskip("ray")
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
+from conftest import write_split_of_training_items
 from model_checks import InterruptAfter
 from sigerec.cli.main import app
+from sigerec.errors import SigerecError
 from sigerec.search_space import choices, interval
 from sigerec.training import runner
 from sigerec.training.run_directory import RunDirectory
@@ -96,6 +98,28 @@ def test_a_killed_ray_search_continues_the_interrupted_trials_run(cluster, baby_
     epochs = [record["epoch"] for record in RunDirectory(rerun.user_attrs["run_dir"]).read_metrics()]
     assert epochs == [0, 1, 2]  # continued from its checkpoint, not started again
     assert [trial.state for trial in study.trials].count(TrialState.COMPLETE) == 2
+
+
+def test_the_ray_driver_refuses_data_with_nothing_to_train_on_before_any_trial(tmp_path):
+    data = write_split_of_training_items(
+        tmp_path / "tiny", {u: range(4) for u in range(6)}
+    )  # no user has a negative item
+    with pytest.raises(SigerecError, match="nothing to train on"):
+        run_ray_study(_settings(data, tmp_path / "study", trials=2, pruner_warmup=1))
+    assert not (tmp_path / "study").exists()  # no study, no run folder
+
+
+def test_the_ray_driver_shows_the_datas_warnings_before_the_trials(tmp_path, monkeypatch):
+    data = write_split_of_training_items(tmp_path / "tiny", {0: range(4), 1: range(2), 2: range(1, 3)})
+    warnings = []
+
+    def stop_before_the_study(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sigerec.tuning.ray_backend.continue_study", stop_before_the_study)
+    with pytest.raises(KeyboardInterrupt):
+        run_ray_study(_settings(data, tmp_path / "study", trials=2, pruner_warmup=1), warn=warnings.append)
+    assert len(warnings) == 1 and "training leaves out their 4 pairs" in warnings[0]
 
 
 def test_ray_options_without_the_ray_backend_are_refused(tmp_path):

@@ -116,7 +116,7 @@ def tune_command(
         cpus, gpus = cpus_per_trial or 1, gpus_per_trial or 0
         if (gpus > 0) != (device or "cpu").startswith("cuda"):
             raise SigerecError("with --backend ray, give --device cuda and --gpus-per-trial together.")
-        finished = run_ray_study(settings, address, cpus, gpus, storage_path, announce=announce)
+        finished = run_ray_study(settings, address, cpus, gpus, storage_path, announce=announce, warn=warn)
     else:
         finished = run_study(settings, announce=announce, warn=warn)
     metric = settings.metric

@@ -18,6 +18,7 @@ from sigerec.evaluation.metrics import METRIC_NAMES
 from sigerec.models import get_model_class
 from sigerec.safe_write import create_folder
 from sigerec.training.run_directory import RunDirectory, run_folder_names
+from sigerec.training.sampler import TripletSampler
 from sigerec.training.seeds import AGGREGATE_FILE, aggregate_summaries, group_seeds, seed_folder, write_aggregate
 from sigerec.training.trainer import Trainer
 
@@ -84,20 +85,27 @@ def prepare(config: RunConfig, warn=None) -> Trainer:
     no run folder and opens no progress bar.
     """
     trainer = Trainer(config, load_run_dataset(config, warn=warn), run=None)
-    check_training_pairs(trainer, warn)
+    check_training_pairs(trainer.dataset, trainer.sampler, trainer.model.trainable, warn)
     return trainer
 
 
-def check_training_pairs(trainer: Trainer, warn=None) -> None:
+def check_data(config: RunConfig, warn=None) -> None:
+    """What :func:`prepare` checks of the data (and warns about), without building the model:
+    for a driver that hands the training to other processes, such as a Ray search."""
+    dataset = load_run_dataset(config, warn=warn)
+    sampler = TripletSampler(dataset.train, config.training.train_batch_size)
+    check_training_pairs(dataset, sampler, get_model_class(config.model).trainable, warn)
+
+
+def check_training_pairs(dataset: Dataset, sampler: TripletSampler, trainable: bool, warn=None) -> None:
     """Refuse data on which no training step can happen, and say which users training leaves out.
 
     A user who has every item that occurs in training has no negative to pair with, so BPR-style
     training skips their pairs; with only such users it would train nothing and report it as done.
     """
-    sampler = trainer.sampler
-    if not sampler.skipped_users or not trainer.model.trainable:
+    if not sampler.skipped_users or not trainable:
         return
-    name, users = trainer.dataset.name, sampler.skipped_users
+    name, users = dataset.name, sampler.skipped_users
     every_item = f"interacted in training with every item that occurs in training ({len(sampler.candidate_items)})"
     if len(sampler) == 0:
         raise SigerecError(

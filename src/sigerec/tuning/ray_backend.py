@@ -177,15 +177,18 @@ def run_ray_study(
     gpus_per_trial: float = 0,
     storage_path: Path | None = None,
     announce: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
 ) -> optuna.Study:
     """Run (or continue) the search of ``settings`` on a Ray cluster; returns the study.
 
     ``address`` joins a running cluster (``ray start --head``); without it, the Ray instance
     this process already started is used, or a local one is started. Run folders go under
-    ``storage_path/runs`` (default ``settings.out``), a folder every node must reach.
+    ``storage_path/runs`` (default ``settings.out``), a folder every node must reach. The data
+    is checked here first, so ``warn`` gets its warnings and refused data fails before any trial.
     """
     if not resolve_data_path(settings.data).exists():  # checked here, before a cluster's worth of trials fail
         raise SigerecError(f"--data {settings.data}: no such dataset folder or built-in dataset.")
+    runner.check_data(runner.resolve_config(settings.model, settings.data, overrides=settings.overrides), warn)
     # Trials run in other processes and other working directories: paths must be absolute.
     data = str(Path(settings.data).resolve()) if Path(settings.data).exists() else settings.data
     settings = replace(settings, data=data, out=settings.out.resolve(), pruner="asha")
