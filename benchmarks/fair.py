@@ -12,9 +12,11 @@ seed group) is reused, so an interrupted benchmark continues where it stopped, a
 fewer of the seeds trains only those it lacks. Each invocation merges its rows into the results
 file under a lock, so several (one per model, each with OMP_NUM_THREADS=1, say) can run at once.
 
---table budget keeps a second table with its own results file, run folders, docs section and
-plot (benchmarks/results/fair_budget.json, runs/fair-budget, "fair-budget", docs/img/fair-budget.png):
-the budget check, the same benchmark with more trials for some models.
+--table budget is the budget check: each model's fair study continued to --trials in its own
+run folders (runs/fair-budget; the fair study and its seed groups are copied there first, so its
+trials are the first ones and a selection that does not change reuses its seeds), with its own
+results file, docs section and plot (benchmarks/results/fair_budget.json, "fair-budget",
+docs/img/fair-budget.png). Run the fair benchmark for those models first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
 import threading
 import time
@@ -40,12 +43,14 @@ PLOT = common.REPO / "docs" / "img" / "fair.png"
 
 @dataclass(frozen=True)
 class Table:
-    """Where one table of this benchmark keeps its results, run folders, docs section and plot."""
+    """Where one table of this benchmark keeps its results, run folders, docs section and plot,
+    and the table whose studies its own continue (None: its studies start empty)."""
 
     results: Path
     runs: Path
     section: str
     plot: Path
+    continues: str | None = None
 
 
 TABLES = {
@@ -55,6 +60,7 @@ TABLES = {
         common.REPO / "runs" / "fair-budget",
         BUDGET_SECTION,
         PLOT.with_name("fair-budget.png"),
+        continues="fair",
     ),
 }
 
@@ -111,10 +117,31 @@ def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
     return group
 
 
+def start_from(source: Path, out: Path) -> None:
+    """Copy the study in ``source`` (its trials, search time and seed groups) to ``out``, where
+    it is continued; nothing if ``out`` has a study already. Refuses a ``source`` without one."""
+    from sigerec.tuning.results import FINAL_SEEDS_FOLDER
+    from sigerec.tuning.study import STUDY_DB
+
+    if (out / STUDY_DB).exists():
+        return
+    if not (source / STUDY_DB).exists():
+        sys.exit(f"{source / STUDY_DB}: no study to continue; run the fair benchmark for this model first.")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (TIMING_FILE, FINAL_SEEDS_FOLDER):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, out / name, dirs_exist_ok=True)
+        elif (source / name).exists():
+            shutil.copy2(source / name, out / name)
+    shutil.copy2(source / STUDY_DB, out / STUDY_DB)  # last: a study here means the copy is whole
+
+
 def measure(dataset: str, model: str, args) -> dict:
     """One row: the search (timed, accumulated over invocations; a finished study is not
     started again) and the seed group's aggregate."""
     out = args.out / dataset / model
+    if args.continues is not None:
+        start_from(args.continues / dataset / model, out)
     if len(trial_states(out)) < args.trials:
         search(args.data_root / dataset, model, args.trials, out)
     group = final_seeds(out, args.data_root / dataset, model, args.seeds)
@@ -335,6 +362,7 @@ def main() -> None:
     args.seeds = [int(s) for s in args.seeds.split(",")]
     table = TABLES[args.table]
     args.results, args.out = args.results or table.results, args.out or table.runs
+    args.continues = TABLES[table.continues].runs if table.continues else None
     if not args.from_results:
         datasets = [d for d in args.datasets.split(",") if d]
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]

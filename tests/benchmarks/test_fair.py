@@ -145,3 +145,21 @@ def test_search_time_is_saved_while_it_runs_and_kept_when_the_search_is_killed(t
     monkeypatch.setattr(common, "run_sigerec", lambda *args: time.sleep(0.1))
     fair.search(tmp_path, "lightgcn", 4, out)  # the next invocation adds its own time
     assert fair.searched_seconds(out) >= first + 0.1
+
+
+def test_the_budget_check_starts_from_a_copy_of_the_fair_study_once(tmp_path):
+    source, out = tmp_path / "fair" / "ml100k" / "sige", tmp_path / "budget" / "ml100k" / "sige"
+    (source / "final-seeds" / "group" / "seed-1").mkdir(parents=True)
+    (source / "study.db").write_text("four trials")
+    (source / fair.TIMING_FILE).write_text(json.dumps({"seconds": 60.0}))
+    fair.start_from(source, out)
+    assert (out / "study.db").read_text() == "four trials" and fair.searched_seconds(out) == 60.0
+    assert (out / "final-seeds" / "group" / "seed-1").is_dir()  # an unchanged selection reuses its seeds
+    (out / "study.db").write_text("sixteen trials")
+    fair.start_from(source, out)  # a study is here already: it is continued, not replaced
+    assert (out / "study.db").read_text() == "sixteen trials"
+
+
+def test_the_budget_check_without_the_fair_study_says_what_to_run_first(tmp_path):
+    with pytest.raises(SystemExit, match="run the fair benchmark for this model first"):
+        fair.start_from(tmp_path / "fair" / "ml100k" / "sige", tmp_path / "budget" / "ml100k" / "sige")
