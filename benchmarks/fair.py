@@ -12,9 +12,10 @@ seed group) is reused, so an interrupted benchmark continues where it stopped, a
 fewer of the seeds trains only those it lacks. Each invocation merges its rows into the results
 file under a lock, so several (one per model, each with OMP_NUM_THREADS=1, say) can run at once.
 
---table budget is the budget check: each model's fair study continued to --trials in its own
-run folders (runs/fair-budget; the fair study and its seed groups are copied there first, so its
-trials are the first ones and a selection that does not change reuses its seeds), with its own
+--table budget is the budget check: each model's finished fair study continued to --trials (16
+by default) in its own run folders (runs/fair-budget; the fair study and its seed groups are
+copied there first, so its trials are the first ones and a selection that does not change
+reuses its seeds; TPE's random start stays the fair study's 2 draws), with its own
 results file, docs section and plot (benchmarks/results/fair_budget.json, "fair-budget",
 docs/img/fair-budget.png). Run the fair benchmark for those models first.
 """
@@ -50,16 +51,18 @@ class Table:
     runs: Path
     section: str
     plot: Path
+    trials: int  # the default --trials: the budget
     continues: str | None = None
 
 
 TABLES = {
-    "fair": Table(common.RESULTS / "fair.json", common.REPO / "runs" / "fair", SECTION, PLOT),
+    "fair": Table(common.RESULTS / "fair.json", common.REPO / "runs" / "fair", SECTION, PLOT, trials=4),
     "budget": Table(
         common.RESULTS / "fair_budget.json",
         common.REPO / "runs" / "fair-budget",
         BUDGET_SECTION,
         PLOT.with_name("fair-budget.png"),
+        trials=16,
         continues="fair",
     ),
 }
@@ -78,24 +81,30 @@ def searched_seconds(out: Path) -> float:
 def search(data: Path, model: str, trials: int, out: Path) -> None:
     """Run (or continue) the model's study, adding its time to the total in ``out``.
 
-    The total is saved every TIMING_INTERVAL seconds while the search runs, so an invocation
-    that is killed (the search continues next time) loses at most that much of its time.
+    The total is saved every TIMING_INTERVAL seconds while the search runs (each save a whole
+    file, renamed into place), so an invocation that is killed (the search continues next time)
+    loses at most that much of its time.
     """
+    from sigerec.safe_write import atomic_write
+
     out.mkdir(parents=True, exist_ok=True)
     before, started, done = searched_seconds(out), time.perf_counter(), threading.Event()
 
     def save() -> None:
-        (out / TIMING_FILE).write_text(json.dumps({"seconds": before + time.perf_counter() - started}))
+        total = json.dumps({"seconds": before + time.perf_counter() - started})
+        atomic_write(out / TIMING_FILE, lambda path: path.write_text(total))
 
     def keep_saving() -> None:
         while not done.wait(TIMING_INTERVAL):
             save()
 
-    threading.Thread(target=keep_saving, daemon=True).start()
+    saver = threading.Thread(target=keep_saving, daemon=True)
+    saver.start()
     try:
         common.run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
     finally:
         done.set()
+        saver.join()  # its last save must not land after ours
         save()
 
 
@@ -118,22 +127,32 @@ def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
 
 
 def start_from(source: Path, out: Path) -> None:
-    """Copy the study in ``source`` (its trials, search time and seed groups) to ``out``, where
-    it is continued; nothing if ``out`` has a study already. Refuses a ``source`` without one."""
-    from sigerec.tuning.results import FINAL_SEEDS_FOLDER
+    """Copy the finished study in ``source`` (its trials, search time and seed groups) to
+    ``out``, where it is continued; nothing if ``out`` has a study already. Refuses a ``source``
+    whose search or seeds have not finished: a trial left running there would be continued in
+    ``source``'s own run folders."""
+    import sqlite3
+    from contextlib import closing
+
+    from sigerec.safe_write import atomic_write
+    from sigerec.tuning.results import FINAL_SEEDS_FOLDER, TRIALS_FILE
     from sigerec.tuning.study import STUDY_DB
 
     if (out / STUDY_DB).exists():
         return
-    if not (source / STUDY_DB).exists():
-        sys.exit(f"{source / STUDY_DB}: no study to continue; run the fair benchmark for this model first.")
+    seeds_finished = any((source / FINAL_SEEDS_FOLDER).glob("*/aggregate.json"))
+    if not ((source / STUDY_DB).exists() and (source / TRIALS_FILE).exists() and seeds_finished):
+        sys.exit(f"{source}: no finished study and seeds to continue; run the fair benchmark for this model first.")
     out.mkdir(parents=True, exist_ok=True)
-    for name in (TIMING_FILE, FINAL_SEEDS_FOLDER):
-        if (source / name).is_dir():
-            shutil.copytree(source / name, out / name, dirs_exist_ok=True)
-        elif (source / name).exists():
-            shutil.copy2(source / name, out / name)
-    shutil.copy2(source / STUDY_DB, out / STUDY_DB)  # last: a study here means the copy is whole
+    if (source / TIMING_FILE).exists():
+        shutil.copy2(source / TIMING_FILE, out / TIMING_FILE)
+    shutil.copytree(source / FINAL_SEEDS_FOLDER, out / FINAL_SEEDS_FOLDER, dirs_exist_ok=True)
+
+    def copy_study(path: Path) -> None:
+        with closing(sqlite3.connect(source / STUDY_DB)) as origin, closing(sqlite3.connect(path)) as copy:
+            origin.backup(copy)  # a consistent copy, whatever else reads the study meanwhile
+
+    atomic_write(out / STUDY_DB, copy_study)  # last, and whole: a study here means the copy is done
 
 
 def measure(dataset: str, model: str, args) -> dict:
@@ -347,7 +366,9 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=common.REPO / ".bench_data", help="From prepare_data.py.")
     parser.add_argument("--datasets", default=DATASETS)
     parser.add_argument("--models", default=MODELS)
-    parser.add_argument("--trials", type=int, default=4, help="Trials per model (the same for every model).")
+    parser.add_argument(
+        "--trials", type=int, help="Trials per model, the same for every model (default: the --table's, 4 or 16)."
+    )
     parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
     parser.add_argument(
         "--table",
@@ -362,7 +383,10 @@ def main() -> None:
     args.seeds = [int(s) for s in args.seeds.split(",")]
     table = TABLES[args.table]
     args.results, args.out = args.results or table.results, args.out or table.runs
+    args.trials = args.trials or table.trials
     args.continues = TABLES[table.continues].runs if table.continues else None
+    if args.continues is not None and args.out.resolve() == args.continues.resolve():
+        sys.exit(f"--out {args.out}: the run folders of the table that --table {args.table} continues; give another.")
     if not args.from_results:
         datasets = [d for d in args.datasets.split(",") if d]
         missing = [d for d in datasets if not (args.data_root / d).is_dir()]

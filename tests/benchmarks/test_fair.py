@@ -4,8 +4,10 @@ their own records, and say which part an earlier invocation measured."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -147,17 +149,41 @@ def test_search_time_is_saved_while_it_runs_and_kept_when_the_search_is_killed(t
     assert fair.searched_seconds(out) >= first + 0.1
 
 
-def test_the_budget_check_starts_from_a_copy_of_the_fair_study_once(tmp_path):
-    source, out = tmp_path / "fair" / "ml100k" / "sige", tmp_path / "budget" / "ml100k" / "sige"
+def _finished_fair_study(source: Path, seeds_done: bool = True) -> Path:
+    """A fair study's folder as the fair benchmark leaves it: study, trials table, search time, seed group."""
     (source / "final-seeds" / "group" / "seed-1").mkdir(parents=True)
-    (source / "study.db").write_text("four trials")
+    if seeds_done:
+        (source / "final-seeds" / "group" / "aggregate.json").write_text("{}")
+    with closing(sqlite3.connect(source / "study.db")) as study, study:
+        study.execute("create table trials (number integer)")
+        study.executemany("insert into trials values (?)", [(n,) for n in range(4)])
+    (source / "trials.csv").write_text("trial,state\n")
     (source / fair.TIMING_FILE).write_text(json.dumps({"seconds": 60.0}))
+    return source
+
+
+def _trial_count(study: Path) -> int:
+    with closing(sqlite3.connect(study)) as connection:
+        return connection.execute("select count(*) from trials").fetchone()[0]
+
+
+def test_the_budget_check_starts_from_a_copy_of_the_fair_study_once(tmp_path):
+    source = _finished_fair_study(tmp_path / "fair" / "ml100k" / "sige")
+    out = tmp_path / "budget" / "ml100k" / "sige"
     fair.start_from(source, out)
-    assert (out / "study.db").read_text() == "four trials" and fair.searched_seconds(out) == 60.0
-    assert (out / "final-seeds" / "group" / "seed-1").is_dir()  # an unchanged selection reuses its seeds
-    (out / "study.db").write_text("sixteen trials")
+    assert _trial_count(out / "study.db") == 4 and fair.searched_seconds(out) == 60.0
+    assert (out / "final-seeds" / "group" / "aggregate.json").is_file()  # an unchanged selection reuses its seeds
+    with closing(sqlite3.connect(out / "study.db")) as study, study:
+        study.execute("insert into trials values (4)")  # the continued study
     fair.start_from(source, out)  # a study is here already: it is continued, not replaced
-    assert (out / "study.db").read_text() == "sixteen trials"
+    assert _trial_count(out / "study.db") == 5 and _trial_count(source / "study.db") == 4
+
+
+def test_the_budget_check_refuses_a_fair_study_that_has_not_finished(tmp_path):
+    source = _finished_fair_study(tmp_path / "fair" / "ml100k" / "sige", seeds_done=False)
+    with pytest.raises(SystemExit, match="run the fair benchmark for this model first"):
+        fair.start_from(source, tmp_path / "budget" / "ml100k" / "sige")
+    assert not (tmp_path / "budget" / "ml100k" / "sige" / "study.db").exists()
 
 
 def test_the_budget_check_without_the_fair_study_says_what_to_run_first(tmp_path):
