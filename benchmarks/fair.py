@@ -12,6 +12,11 @@ seed group) is reused, so an interrupted benchmark continues where it stopped, a
 fewer of the seeds trains only those it lacks. Each invocation merges its rows into the results
 file under a lock, so several (one per model, each with OMP_NUM_THREADS=1, say) can run at once.
 
+Each row records the selected settings, and its test users' Recall@20 and NDCG@20 (each the mean
+over the seeds) go to <results>_per_user/<dataset>/<model>.csv.gz beside the results file. The
+p-values are computed from those files, so they can be checked, and a row added later (from
+another machine, say) is tested against the others, without the run folders.
+
 --table budget is the budget check: each model's finished fair study continued to --trials (16
 by default) in its own run folders (runs/fair-budget; the fair study and its seed groups are
 copied there first, so its trials are the first ones and a selection that does not change
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import shutil
 import sys
@@ -108,12 +114,70 @@ def search(data: Path, model: str, trials: int, out: Path) -> None:
         save()
 
 
+def trial_rows(out: Path) -> list[dict]:
+    """The trials table of the study in ``out``, best finished trial first (none before it ran)."""
+    from sigerec.tuning.results import TRIALS_FILE
+
+    if not (out / TRIALS_FILE).exists():
+        return []
+    with open(out / TRIALS_FILE) as handle:
+        return list(csv.DictReader(handle))
+
+
 def trial_states(out: Path) -> list[str]:
     """``finished`` or ``pruned`` for each trial of the study in ``out`` (none before it ran)."""
-    if not (out / "trials.csv").exists():
-        return []
-    with open(out / "trials.csv") as handle:
-        return [row["state"] for row in csv.DictReader(handle)]
+    return [row["state"] for row in trial_rows(out)]
+
+
+def selected_settings(out: Path) -> dict:
+    """The selected trial's settings (``best.yaml``, the file ``sigerec train --config`` takes)."""
+    import yaml
+
+    from sigerec.tuning.results import BEST_SETTINGS_FILE
+
+    return yaml.safe_load((out / BEST_SETTINGS_FILE).read_text()) or {}
+
+
+TESTED_METRICS = ("recall@20", "ndcg@20")
+
+
+def per_user_folder(results: Path) -> Path:
+    """Where the per-user test metrics of ``results``' rows go: ``fair.json`` -> ``fair_per_user/``."""
+    return results.with_name(f"{results.stem}_per_user")
+
+
+def save_per_user(group: Path, path: Path) -> None:
+    """Each test user's metrics of TESTED_METRICS averaged over the seed group's runs, as CSV
+    (gzipped without a name or time, so the same numbers give the same bytes)."""
+    import pandas as pd
+
+    from sigerec.safe_write import atomic_write
+    from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
+
+    (runs,) = group_runs(expand_run_folders([group]), list(TESTED_METRICS), "test")
+    columns = {metric: group_per_user(runs, metric) for metric in TESTED_METRICS}
+    missing = [metric for metric, values in columns.items() if values is None]
+    if missing:
+        sys.exit(f"{group}: a run has no per-user test metrics ({', '.join(missing)}); train it again.")
+    table = pd.DataFrame(columns).rename_axis("user").sort_index()
+    data = gzip.compress(table.to_csv().encode(), mtime=0)  # no name or time in the header
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda target: target.write_bytes(data))
+
+
+def per_user_of(row: dict, metric: str):
+    """A row's per-user test ``metric`` (pandas Series by user): from its per-user file, else
+    from its seed group's run folders when they are here; None when neither is."""
+    import pandas as pd
+
+    from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
+
+    if row.get("per_user") and (common.REPO / row["per_user"]).is_file():
+        return pd.read_csv(common.REPO / row["per_user"], index_col="user")[metric]
+    if (common.REPO / row["group"] / "aggregate.json").is_file():
+        (group,) = group_runs(expand_run_folders([common.REPO / row["group"]]), [metric], "test")
+        return group_per_user(group, metric)
+    return None
 
 
 def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
@@ -165,7 +229,10 @@ def measure(dataset: str, model: str, args) -> dict:
         search(args.data_root / dataset, model, args.trials, out)
     group = final_seeds(out, args.data_root / dataset, model, args.seeds)
     aggregate = json.loads((group / "aggregate.json").read_text())
-    states = trial_states(out)
+    trials = trial_rows(out)
+    states = [trial["state"] for trial in trials]
+    per_user = per_user_folder(args.results) / dataset / f"{model}.csv.gz"
+    save_per_user(group, per_user)
     return {
         **common.provenance(),
         "dataset": dataset,
@@ -173,11 +240,19 @@ def measure(dataset: str, model: str, args) -> dict:
         "trials": len(states),
         "pruned": states.count("pruned"),
         "search_hours": searched_seconds(out) / 3600,
+        "settings": selected_settings(out),
+        "selected_valid": float(trials[0]["valid recall@20"]),  # the table lists the best finished trial first
         "seeds": aggregate["seeds"],
         "test": aggregate["test"],
         "valid": aggregate["valid"],
-        "group": str(group.relative_to(common.REPO)) if group.is_relative_to(common.REPO) else str(group),
+        "group": repo_relative(group),
+        "per_user": repo_relative(per_user),
     }
+
+
+def repo_relative(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(common.REPO)) if resolved.is_relative_to(common.REPO) else str(path)
 
 
 def key(row: dict) -> tuple[str, str]:
@@ -189,13 +264,18 @@ def table_order(row: dict) -> tuple:
     return common.default_order(row["dataset"], DATASETS), common.default_order(row["model"], MODELS)
 
 
+RECORD_FIELDS = ("command", "machine", "commit", "measured", "note")  # how and when a row was measured
+
+
 def with_history(row: dict, earlier: dict | None) -> dict:
     """``row``, with a note when an earlier invocation measured part of it (its search, or
     some of its seeds in the same group) at another commit or date."""
     if earlier is None or earlier.get("group") != row["group"]:
         return row
     if (earlier["seeds"], earlier["trials"]) == (row["seeds"], row["trials"]):
-        return earlier  # nothing was measured again: the row keeps its own record
+        # Nothing was measured again: the row keeps its own record (what is read from the same
+        # run folders, such as the settings and per-user file of rows from before them, is added).
+        return {**row, **{field: earlier[field] for field in RECORD_FIELDS if field in earlier}}
     if (earlier.get("commit"), earlier.get("measured")) == (row["commit"], row["measured"]):
         return {**row, "note": earlier.get("note", [])}
     part = f"the search and seeds {', '.join(map(str, earlier['seeds']))}"
@@ -234,12 +314,12 @@ def merge_into(path: Path, new_rows: list[dict], plot_path: Path | None = None) 
         p_values = p_value_map(earlier)
         for dataset in {row["dataset"] for row in rows}:
             own = [row for row in rows if row["dataset"] == dataset]
-            if not all((common.REPO / row["group"] / "aggregate.json").is_file() for row in own):
-                continue  # keep the p-values computed where all of its seed groups were here and finished
+            tested = {metric: p_values_against(own, FOCUS, metric) for metric in TESTED_METRICS}
+            if any(result is None for result in tested.values()):
+                continue  # keep the p-values computed when every row's per-user metrics were here
             p_values = {k: p for k, p in p_values.items() if k[0] != dataset}
-            for metric in ("recall@20", "ndcg@20"):
-                for (d, model), p in p_values_against(own, FOCUS, metric).items():
-                    p_values[(d, model, metric)] = p
+            for metric, result in tested.items():
+                p_values.update({(dataset, model, metric): p for model, p in result.items()})
         results = {
             "rows": rows,
             "p_values": [{"dataset": d, "model": m, "metric": k, "p": p} for (d, m, k), p in sorted(p_values.items())],
@@ -249,27 +329,22 @@ def merge_into(path: Path, new_rows: list[dict], plot_path: Path | None = None) 
     return results
 
 
-def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[tuple[str, str], float]:
-    """Holm-corrected paired Wilcoxon p of ``focus`` against each other model, per dataset."""
+def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[str, float] | None:
+    """Holm-corrected paired Wilcoxon p of ``focus`` against each other model of one dataset's
+    ``rows``, by model ({} without a ``focus`` row); None when a row's per-user metrics are not here."""
     from sigerec.evaluation.significance import holm, paired_wilcoxon
-    from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
 
-    result = {}
-    for dataset in sorted({row["dataset"] for row in rows}):
-        groups = {}
-        for row in rows:
-            if row["dataset"] == dataset:
-                (group,) = group_runs(expand_run_folders([common.REPO / row["group"]]), [metric], "test")
-                groups[row["model"]] = group_per_user(group, metric)
-        if focus not in groups or groups[focus] is None:
-            continue
-        others = [m for m in groups if m != focus and groups[m] is not None]
-        raw = []
-        for model in others:
-            paired = groups[focus].to_frame("a").join(groups[model].to_frame("b"), how="inner")
-            raw.append(paired_wilcoxon(paired["a"], paired["b"]))
-        result.update({(dataset, model): p for model, p in zip(others, holm(raw))})
-    return result
+    per_user = {row["model"]: per_user_of(row, metric) for row in rows}
+    if any(values is None for values in per_user.values()):
+        return None
+    if focus not in per_user:
+        return {}
+    others = [model for model in per_user if model != focus]
+    raw = []
+    for model in others:
+        paired = per_user[focus].to_frame("a").join(per_user[model].to_frame("b"), how="inner")
+        raw.append(paired_wilcoxon(paired["a"], paired["b"]))
+    return dict(zip(others, holm(raw)))
 
 
 def section_content(results: dict) -> str:
@@ -323,7 +398,27 @@ def section_content(results: dict) -> str:
     plot_name = results.get("plot")
     plot_name = PLOT.name if plot_name is True else plot_name  # files from before the name was kept
     plot = f"\n\n![Fair benchmark](img/{plot_name})" if plot_name else ""
-    return "\n\n".join([budget, "Measured with:\n\n" + common.provenance_list(rows, describe_rows), table]) + plot
+    parts = [budget, "Measured with:\n\n" + common.provenance_list(rows, describe_rows), table]
+    return "\n\n".join(parts + settings_list(rows)) + plot
+
+
+def settings_list(rows: list[dict]) -> list[str]:
+    """The settings each model's search selected, as a list under the table (rows measured
+    before rows recorded them are left out)."""
+    chosen = [row for row in rows if "settings" in row]
+    if not chosen:
+        return []
+    lines = [
+        f"- {row['dataset']} / {row['model']} (valid R@20 {row['selected_valid']:.4f}): "
+        + (", ".join(f"`{name}={value}`" for name, value in sorted(row["settings"].items())) or "its defaults")
+        for row in chosen
+    ]
+    head = (
+        "Selected settings (the best trial on valid Recall@20, as in the study's `best.yaml`, which "
+        "`sigerec train --config` takes); each row's per-user test metrics, from which the p-values are "
+        f"computed, are in `{Path(chosen[0]['per_user']).parent.parent}/`:"
+    )
+    return [head + "\n\n" + "\n".join(lines)]
 
 
 def describe_rows(rows: list[dict]) -> str:

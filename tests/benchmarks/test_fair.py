@@ -10,6 +10,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -189,3 +190,74 @@ def test_the_budget_check_refuses_a_fair_study_that_has_not_finished(tmp_path):
 def test_the_budget_check_without_the_fair_study_says_what_to_run_first(tmp_path):
     with pytest.raises(SystemExit, match="run the fair benchmark for this model first"):
         fair.start_from(tmp_path / "fair" / "ml100k" / "sige", tmp_path / "budget" / "ml100k" / "sige")
+
+
+def _per_user_file(path, recall, ndcg):
+    import pandas as pd
+
+    table = pd.DataFrame({"recall@20": recall, "ndcg@20": ndcg}, index=pd.Index(range(len(recall)), name="user"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, compression={"method": "gzip", "mtime": 0})
+    return str(path)
+
+
+def test_p_values_come_from_the_rows_per_user_files_without_the_run_folders(results, tmp_path):
+    """A row added later (on another machine, say) is tested against rows whose runs are gone."""
+    from sigerec.evaluation.significance import holm, paired_wilcoxon
+
+    rng = np.random.default_rng(0)
+    values = {model: rng.random((2, 60)) * scale for model, scale in (("sige", 1.0), ("lightgcn", 0.8), ("vbpr", 0.9))}
+    rows = []
+    for model, (recall, ndcg) in values.items():
+        row = _row("ml100k", model, "aaa1111")
+        row["per_user"] = _per_user_file(tmp_path / "per_user" / f"{model}.csv.gz", recall, ndcg)
+        rows.append(row)
+    fair.merge_into(results, rows[:2])
+    fair.merge_into(results, rows[2:])  # the later row: every row's p-value is corrected over both models
+    saved = {(p["model"], p["metric"]): p["p"] for p in json.loads(results.read_text())["p_values"]}
+    for index, metric in enumerate(("recall@20", "ndcg@20")):
+        raw = [paired_wilcoxon(values["sige"][index], values[model][index]) for model in ("lightgcn", "vbpr")]
+        expected = dict(zip(("lightgcn", "vbpr"), holm(raw)))
+        assert {model: saved[(model, metric)] for model in expected} == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_row_without_per_user_metrics_keeps_the_datasets_earlier_p_values(results, tmp_path):
+    earlier = [{"dataset": "ml100k", "model": "lightgcn", "metric": "recall@20", "p": 0.04}]
+    sige = _row("ml100k", "sige", "aaa1111")
+    sige["per_user"] = _per_user_file(tmp_path / "sige.csv.gz", [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    results.write_text(json.dumps({"rows": [sige, _row("ml100k", "lightgcn", "aaa1111")], "p_values": earlier}))
+    fair.merge_into(results, [_row("ml100k", "vbpr", "bbb2222")])
+    assert json.loads(results.read_text())["p_values"] == earlier
+
+
+def test_the_per_user_file_holds_each_users_mean_over_the_seeds_and_the_same_numbers_give_the_same_bytes(
+    tiny_dataset_dir, tmp_path
+):
+    from sigerec.training import runner
+    from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
+
+    config = runner.resolve_config("bpr", str(tiny_dataset_dir), overrides={"epochs": 2})
+    group, _ = runner.train_seeds(config, [1, 2], tmp_path / "runs")
+    path = tmp_path / "results" / "fair_per_user" / "tiny" / "bpr.csv.gz"
+    fair.save_per_user(group, path)
+    first_bytes = path.read_bytes()
+    fair.save_per_user(group, path)
+    assert path.read_bytes() == first_bytes
+    row = {"group": str(group), "per_user": str(path)}
+    for metric in ("recall@20", "ndcg@20"):
+        (runs,) = group_runs(expand_run_folders([group]), [metric], "test")
+        expected = group_per_user(runs, metric)
+        saved = fair.per_user_of(row, metric)
+        assert saved.index.tolist() == sorted(expected.index) and len(saved) > 0
+        assert saved.to_dict() == expected.to_dict()  # exact: CSV keeps every digit
+
+
+def test_a_row_measured_again_unchanged_gains_settings_and_per_user_file_but_keeps_its_record(results):
+    fair.merge_into(results, [_row("ml100k", "sige", "aaa1111", group="runs/g")])
+    again = {**_row("ml100k", "sige", "bbb2222", group="runs/g"), "settings": {"n_layers": 2}, "selected_valid": 0.3}
+    fair.merge_into(results, [{**again, "per_user": "benchmarks/results/fair_per_user/ml100k/sige.csv.gz"}])
+    (row,) = json.loads(results.read_text())["rows"]
+    assert row["commit"] == "aaa1111" and row["settings"] == {"n_layers": 2}
+    text = fair.section_content(json.loads(results.read_text()))
+    assert "- ml100k / sige (valid R@20 0.3000): `n_layers=2`" in text
+    assert "`benchmarks/results/fair_per_user/`" in text
