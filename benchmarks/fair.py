@@ -84,7 +84,7 @@ def searched_seconds(out: Path) -> float:
     return json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
 
 
-def search(data: Path, model: str, trials: int, out: Path) -> None:
+def search(data: Path, model: str, trials: int, out: Path, device: str = "cpu") -> None:
     """Run (or continue) the model's study, adding its time to the total in ``out``.
 
     The total is saved every TIMING_INTERVAL seconds while the search runs (each save a whole
@@ -107,7 +107,19 @@ def search(data: Path, model: str, trials: int, out: Path) -> None:
     saver = threading.Thread(target=keep_saving, daemon=True)
     saver.start()
     try:
-        common.run_sigerec("tune", "--data", str(data), "--model", model, "--trials", str(trials), "--out", str(out))
+        common.run_sigerec(
+            "tune",
+            "--data",
+            str(data),
+            "--model",
+            model,
+            "--trials",
+            str(trials),
+            "--out",
+            str(out),
+            "--device",
+            device,
+        )
     finally:
         done.set()
         saver.join()  # its last save must not land after ours
@@ -180,13 +192,14 @@ def per_user_of(row: dict, metric: str):
     return None
 
 
-def final_seeds(out: Path, data: Path, model: str, seeds: list[int]) -> Path:
+def final_seeds(out: Path, data: Path, model: str, seeds: list[int], device: str = "cpu") -> Path:
     """The seed group of the selected settings: a finished one is reused, one with fewer of the
     seeds trains only the seeds it lacks."""
     from sigerec.tuning.results import train_final_seeds
     from sigerec.tuning.study import TuneSettings
 
-    group, _ = train_final_seeds(TuneSettings(data=str(data), model=model, space={}, out=out), seeds)
+    settings = TuneSettings(data=str(data), model=model, space={}, out=out, device=device)
+    group, _ = train_final_seeds(settings, seeds)
     return group
 
 
@@ -226,15 +239,15 @@ def measure(dataset: str, model: str, args) -> dict:
     if args.continues is not None:
         start_from(args.continues / dataset / model, out)
     if len(trial_states(out)) < args.trials:
-        search(args.data_root / dataset, model, args.trials, out)
-    group = final_seeds(out, args.data_root / dataset, model, args.seeds)
+        search(args.data_root / dataset, model, args.trials, out, args.device)
+    group = final_seeds(out, args.data_root / dataset, model, args.seeds, args.device)
     aggregate = json.loads((group / "aggregate.json").read_text())
     trials = trial_rows(out)
     states = [trial["state"] for trial in trials]
     per_user = per_user_folder(args.results) / dataset / f"{model}.csv.gz"
     save_per_user(group, per_user)
     return {
-        **common.provenance(),
+        **common.provenance(args.device),
         "dataset": dataset,
         "model": model,
         "trials": len(states),
@@ -465,6 +478,9 @@ def main() -> None:
         "--trials", type=int, help="Trials per model, the same for every model (default: the --table's, 4 or 16)."
     )
     parser.add_argument("--seeds", default="1,2,3,4,5", help="Seeds of the selected settings.")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda: where the searches and seeds train (the row names the GPU)."
+    )
     parser.add_argument(
         "--table",
         choices=sorted(TABLES),

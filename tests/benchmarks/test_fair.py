@@ -145,9 +145,11 @@ def test_search_time_is_saved_while_it_runs_and_kept_when_the_search_is_killed(t
         fair.search(tmp_path, "lightgcn", 4, out)
     first = fair.searched_seconds(out)
     assert 0 < seen_during_the_search[0] <= first and first >= 0.3
-    monkeypatch.setattr(common, "run_sigerec", lambda *args: time.sleep(0.1))
-    fair.search(tmp_path, "lightgcn", 4, out)  # the next invocation adds its own time
+    commands = []
+    monkeypatch.setattr(common, "run_sigerec", lambda *args: commands.append(args) or time.sleep(0.1))
+    fair.search(tmp_path, "lightgcn", 4, out, "cuda")  # the next invocation adds its own time
     assert fair.searched_seconds(out) >= first + 0.1
+    assert commands[0][0] == "tune" and commands[0][-2:] == ("--device", "cuda")
 
 
 def _finished_fair_study(source: Path, seeds_done: bool = True) -> Path:
