@@ -415,6 +415,11 @@ def section_content(results: dict) -> str:
     return "\n\n".join(parts + settings_list(rows)) + plot
 
 
+def setting_text(value) -> str:
+    """A setting as the list shows it: floats to 4 significant digits (``--set`` takes them)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def settings_list(rows: list[dict]) -> list[str]:
     """The settings each model's search selected, as a list under the table (rows measured
     before rows recorded them are left out)."""
@@ -423,7 +428,10 @@ def settings_list(rows: list[dict]) -> list[str]:
         return []
     lines = [
         f"- {row['dataset']} / {row['model']} (valid R@20 {row['selected_valid']:.4f}): "
-        + (", ".join(f"`{name}={value}`" for name, value in sorted(row["settings"].items())) or "its defaults")
+        + (
+            ", ".join(f"`{name}={setting_text(value)}`" for name, value in sorted(row["settings"].items()))
+            or "its defaults"
+        )
         for row in chosen
     ]
     head = (

@@ -256,10 +256,11 @@ def test_the_per_user_file_holds_each_users_mean_over_the_seeds_and_the_same_num
 
 def test_a_row_measured_again_unchanged_gains_settings_and_per_user_file_but_keeps_its_record(results):
     fair.merge_into(results, [_row("ml100k", "sige", "aaa1111", group="runs/g")])
-    again = {**_row("ml100k", "sige", "bbb2222", group="runs/g"), "settings": {"n_layers": 2}, "selected_valid": 0.3}
+    settings = {"n_layers": 2, "temperature": 0.3202770094057608}
+    again = {**_row("ml100k", "sige", "bbb2222", group="runs/g"), "settings": settings, "selected_valid": 0.3}
     fair.merge_into(results, [{**again, "per_user": "benchmarks/results/fair_per_user/ml100k/sige.csv.gz"}])
     (row,) = json.loads(results.read_text())["rows"]
-    assert row["commit"] == "aaa1111" and row["settings"] == {"n_layers": 2}
+    assert row["commit"] == "aaa1111" and row["settings"] == settings
     text = fair.section_content(json.loads(results.read_text()))
-    assert "- ml100k / sige (valid R@20 0.3000): `n_layers=2`" in text
+    assert "- ml100k / sige (valid R@20 0.3000): `n_layers=2`, `temperature=0.3203`" in text
     assert "`benchmarks/results/fair_per_user/`" in text
