@@ -158,37 +158,42 @@ def per_user_folder(results: Path) -> Path:
     return results.with_name(f"{results.stem}_per_user")
 
 
-def save_per_user(group: Path, path: Path) -> None:
-    """Each test user's metrics of TESTED_METRICS averaged over the seed group's runs, as CSV
-    (gzipped without a name or time, so the same numbers give the same bytes)."""
+def seed_group_per_user(group: Path):
+    """Each test user's TESTED_METRICS averaged over the seed group's runs (a pandas DataFrame by
+    user), or None when a run has no per-user file."""
     import pandas as pd
 
-    from sigerec.safe_write import atomic_write
     from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
 
     (runs,) = group_runs(expand_run_folders([group]), list(TESTED_METRICS), "test")
     columns = {metric: group_per_user(runs, metric) for metric in TESTED_METRICS}
-    missing = [metric for metric, values in columns.items() if values is None]
-    if missing:
-        sys.exit(f"{group}: a run has no per-user test metrics ({', '.join(missing)}); train it again.")
-    table = pd.DataFrame(columns).rename_axis("user").sort_index()
+    if any(values is None for values in columns.values()):
+        return None
+    return pd.DataFrame(columns).rename_axis("user").sort_index()
+
+
+def save_per_user(group: Path, path: Path) -> None:
+    """The seed group's per-user test metrics as CSV (gzipped without a name or time, so the
+    same numbers give the same bytes)."""
+    from sigerec.safe_write import atomic_write
+
+    table = seed_group_per_user(group)
+    if table is None:
+        sys.exit(f"{group}: a run has no per-user test metrics; train it again.")
     data = gzip.compress(table.to_csv().encode(), mtime=0)  # no name or time in the header
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda target: target.write_bytes(data))
 
 
-def per_user_of(row: dict, metric: str):
-    """A row's per-user test ``metric`` (pandas Series by user): from its per-user file, else
-    from its seed group's run folders when they are here; None when neither is."""
+def per_user_of(row: dict):
+    """A row's per-user test metrics (DataFrame by user): from its per-user file, else from its
+    seed group's run folders when they are here; None when neither is."""
     import pandas as pd
 
-    from sigerec.training.run_report import expand_run_folders, group_per_user, group_runs
-
     if row.get("per_user") and (common.REPO / row["per_user"]).is_file():
-        return pd.read_csv(common.REPO / row["per_user"], index_col="user")[metric]
+        return pd.read_csv(common.REPO / row["per_user"], index_col="user")
     if (common.REPO / row["group"] / "aggregate.json").is_file():
-        (group,) = group_runs(expand_run_folders([common.REPO / row["group"]]), [metric], "test")
-        return group_per_user(group, metric)
+        return seed_group_per_user(common.REPO / row["group"])
     return None
 
 
@@ -327,12 +332,13 @@ def merge_into(path: Path, new_rows: list[dict], plot_path: Path | None = None) 
         p_values = p_value_map(earlier)
         for dataset in {row["dataset"] for row in rows}:
             own = [row for row in rows if row["dataset"] == dataset]
-            tested = {metric: p_values_against(own, FOCUS, metric) for metric in TESTED_METRICS}
-            if any(result is None for result in tested.values()):
+            per_user = {row["model"]: per_user_of(row) for row in own}
+            if any(table is None for table in per_user.values()):
                 continue  # keep the p-values computed when every row's per-user metrics were here
             p_values = {k: p for k, p in p_values.items() if k[0] != dataset}
-            for metric, result in tested.items():
-                p_values.update({(dataset, model, metric): p for model, p in result.items()})
+            for metric in TESTED_METRICS:
+                tested = p_values_against({model: table[metric] for model, table in per_user.items()}, FOCUS)
+                p_values.update({(dataset, model, metric): p for model, p in tested.items()})
         results = {
             "rows": rows,
             "p_values": [{"dataset": d, "model": m, "metric": k, "p": p} for (d, m, k), p in sorted(p_values.items())],
@@ -342,14 +348,11 @@ def merge_into(path: Path, new_rows: list[dict], plot_path: Path | None = None) 
     return results
 
 
-def p_values_against(rows: list[dict], focus: str, metric: str) -> dict[str, float] | None:
-    """Holm-corrected paired Wilcoxon p of ``focus`` against each other model of one dataset's
-    ``rows``, by model ({} without a ``focus`` row); None when a row's per-user metrics are not here."""
+def p_values_against(per_user: dict, focus: str) -> dict[str, float]:
+    """Holm-corrected paired Wilcoxon p of ``focus`` against each other model, from each
+    model's per-user values (pandas Series by user); {} without ``focus``."""
     from sigerec.evaluation.significance import holm, paired_wilcoxon
 
-    per_user = {row["model"]: per_user_of(row, metric) for row in rows}
-    if any(values is None for values in per_user.values()):
-        return None
     if focus not in per_user:
         return {}
     others = [model for model in per_user if model != focus]

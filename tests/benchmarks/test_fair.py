@@ -245,11 +245,11 @@ def test_the_per_user_file_holds_each_users_mean_over_the_seeds_and_the_same_num
     first_bytes = path.read_bytes()
     fair.save_per_user(group, path)
     assert path.read_bytes() == first_bytes
-    row = {"group": str(group), "per_user": str(path)}
+    saved_table = fair.per_user_of({"group": str(group), "per_user": str(path)})
     for metric in ("recall@20", "ndcg@20"):
         (runs,) = group_runs(expand_run_folders([group]), [metric], "test")
         expected = group_per_user(runs, metric)
-        saved = fair.per_user_of(row, metric)
+        saved = saved_table[metric]
         assert saved.index.tolist() == sorted(expected.index) and len(saved) > 0
         assert saved.to_dict() == expected.to_dict()  # exact: CSV keeps every digit
 
